@@ -1,0 +1,161 @@
+"""The `clmace` command line: parsing and printing only; the engine lives elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from clmace.errors import ClmaceError
+
+EXAMPLES = {
+    "convert": "clmace convert model.onnx -o model.clmace --input-shape input=1,3,224,224\n"
+               "  clmace convert --config deploy.yml -o build/",
+    "info": "clmace info model.clmace\n  clmace info model.onnx --json",
+    "run": "clmace run model.clmace --input input=random --out outputs/\n"
+           "  clmace run model.onnx --input input=image.npy --device opencl --profile",
+}
+
+
+def _shape_arg(items: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    shapes = {}
+    for item in items or []:
+        name, _, dims = item.rpartition("=")
+        if not name:
+            raise ClmaceError(f"--input-shape {item!r}: expected NAME=D0,D1,...")
+        shapes[name] = tuple(int(d) for d in dims.split(","))
+    return shapes
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    """Convert ONNX (or every model of a deploy config) to converted-model files."""
+    from clmace.config import load_config
+    from clmace.frontend.convert import convert
+
+    jobs = []
+    if args.config:
+        out_dir = args.output or "."
+        for cfg in load_config(args.config):
+            cfg.verify_checksum()
+            jobs.append((cfg.model_file_path, os.path.join(out_dir, f"{cfg.name}.clmace"), cfg.input_shapes()))
+    elif args.model:
+        output = args.output or os.path.splitext(args.model)[0] + ".clmace"
+        jobs.append((args.model, output, _shape_arg(args.input_shape)))
+    else:
+        raise ClmaceError("convert needs a MODEL or --config FILE")
+    for model, output, shapes in jobs:
+        start = time.perf_counter()
+        report = convert(model, output, shapes or None)
+        print(f"{model} -> {output}: {report['nodes_before']} nodes -> {report['nodes_after']} after passes "
+              f"({time.perf_counter() - start:.2f} s)")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """Print inputs, outputs, op histogram, parameters and FLOPs of a model."""
+    from clmace.info import model_info, render_info
+
+    info = model_info(args.model, _shape_arg(args.input_shape))
+    print(json.dumps(info, indent=2) if args.json else render_info(info))
+    return 0
+
+
+def _feed(spec: str, inputs: dict, rng: np.random.Generator) -> tuple[str, np.ndarray]:
+    name, _, source = spec.partition("=")
+    if name not in inputs:
+        raise ClmaceError(f"--input {spec!r}: the model has no input {name!r}; inputs: {sorted(inputs)}")
+    info = inputs[name]
+    if source not in ("", "random"):
+        return name, np.load(source)
+    if not info.is_static():
+        raise ClmaceError(f"input {name!r} has dynamic shape {info.shape}; pass --input-shape")
+    if info.dtype.kind == "f":
+        return name, rng.standard_normal(info.shape).astype(info.dtype)
+    return name, rng.integers(0, 2 if info.dtype.kind == "b" else 10, info.shape).astype(info.dtype)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run a model once (or --repeat times) and print/save its outputs."""
+    from clmace.session import InferenceSession
+
+    start = time.perf_counter()
+    sess = InferenceSession(args.model, device=args.device, input_shapes=_shape_arg(args.input_shape) or None,
+                            precision=args.precision)
+    created = time.perf_counter() - start
+    inputs = {v.name: v for v in sess.graph.inputs}
+    rng = np.random.default_rng(args.seed)
+    specs = args.input or [f"{name}=random" for name in inputs]
+    feeds = dict(_feed(spec, inputs, rng) for spec in specs)
+    times = []
+    for _ in range(max(1, args.repeat)):
+        t0 = time.perf_counter()
+        outputs = sess.run(None, feeds)
+        times.append(time.perf_counter() - t0)
+    print(f"session {created * 1e3:.1f} ms on {sess.device}; first run {times[0] * 1e3:.2f} ms"
+          + (f"; median of {len(times) - 1} more {np.median(times[1:]) * 1e3:.2f} ms" if len(times) > 1 else ""))
+    for meta, arr in zip(sess.get_outputs(), outputs):
+        summary = f"min {arr.min():.5g} max {arr.max():.5g} mean {arr.mean():.5g}" if arr.size and \
+            arr.dtype.kind in "fiu" else ""
+        print(f"  {meta.name}: shape {list(arr.shape)} {arr.dtype} {summary}")
+        if args.out:
+            os.makedirs(args.out, exist_ok=True)
+            np.save(os.path.join(args.out, meta.name.replace("/", "_") + ".npy"), arr)
+    if args.out:
+        print(f"outputs written to {args.out}/")
+    if args.profile:
+        print(sess.profile_table())
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="clmace", description="MACE-style inference engine for ONNX models.")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def add(name: str, fn, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog="example:\n  " + EXAMPLES[name],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.set_defaults(fn=fn)
+        return p
+
+    p = add("convert", cmd_convert, "Convert an ONNX model to a clmace converted-model file.")
+    p.add_argument("model", nargs="?", help="ONNX model path")
+    p.add_argument("-o", "--output", help="output file (or directory with --config)")
+    p.add_argument("--config", help="MACE-style deploy YAML; converts every model it lists")
+    p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,..", help="fix an input's shape")
+
+    p = add("info", cmd_info, "Show a model's inputs, outputs, ops, parameters and FLOPs.")
+    p.add_argument("model", help=".onnx or converted-model file")
+    p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,..", help="fix an input's shape")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("run", cmd_run, "Run a model on given or random inputs and print/save the outputs.")
+    p.add_argument("model", help=".onnx or converted-model file")
+    p.add_argument("--input", action="append", metavar="NAME=FILE.npy|random", help="an input's data")
+    p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,..", help="fix a dynamic input's shape")
+    p.add_argument("--out", help="directory to write one .npy per output")
+    p.add_argument("--device", default=None, help="cpu, opencl, gpu or opencl:N (default: $CLMACE_DEVICE or cpu)")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"], help="OpenCL storage precision")
+    p.add_argument("--repeat", type=int, default=1, help="run this many times and report the median")
+    p.add_argument("--seed", type=int, default=0, help="seed for random inputs")
+    p.add_argument("--profile", action="store_true", help="per-node OpenCL timing table")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `clmace` console script."""
+    args = build_parser().parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.fn(args)
+    except (ClmaceError, ValueError, FileNotFoundError) as exc:
+        print(f"clmace {args.command}: error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,1 @@
+"""ONNX -> IR conversion, graph passes, and the converted-model file."""

@@ -1,0 +1,191 @@
+"""Fusion passes: BatchNormalization into Conv/Gemm, bias Add into Conv/Gemm, activations into producers."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clmace.frontend.graph_edit import add_initializer, const, is_graph_output, sole_consumer
+from clmace.ir import Graph, Node
+
+# Producers that can absorb a following activation (their kernels apply it on the way out).
+ACT_HOSTS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+SIMPLE_ACTS = ("Relu", "Sigmoid", "HardSwish", "Tanh")
+
+
+def _channel_scale(graph: Graph, bn: Node) -> tuple[np.ndarray, np.ndarray] | None:
+    """BatchNormalization as y = x * scale + shift per channel, when its parameters are constants."""
+    params = [const(graph, name) for name in bn.inputs[1:5]]
+    if any(p is None for p in params) or len([o for o in bn.outputs if o]) != 1:
+        return None
+    gamma, beta, mean, var = (p.astype(np.float64) for p in params)  # type: ignore[union-attr]
+    scale = gamma / np.sqrt(var + bn.attrs.get("epsilon", 1e-5))
+    return scale, beta - mean * scale
+
+
+def _fold_bn_into(graph: Graph, host: Node, scale: np.ndarray, shift: np.ndarray) -> bool:
+    """Rewrite host's weight and bias so that it computes BN(host(x)); False if the layout does not allow."""
+    w = const(graph, host.inputs[1])
+    if w is None or w.dtype.kind != "f":
+        return False
+    dtype = w.dtype
+    if host.op_type == "Conv":
+        if w.shape[0] != scale.size:
+            return False
+        new_w = w * scale.reshape((-1,) + (1,) * (w.ndim - 1))
+        bias = const(graph, host.inputs[2]) if len(host.inputs) > 2 and host.inputs[2] else np.zeros(w.shape[0])
+        if bias is None:
+            return False
+        new_b = bias * scale + shift
+    elif host.op_type == "Gemm":
+        trans_b = host.attrs.get("transB", 0)
+        n_axis = 0 if trans_b else 1
+        if w.ndim != 2 or w.shape[n_axis] != scale.size:
+            return False
+        alpha, beta = host.attrs.get("alpha", 1.0), host.attrs.get("beta", 1.0)
+        new_w = w * alpha * (scale[:, None] if trans_b else scale[None, :])
+        c = const(graph, host.inputs[2]) if len(host.inputs) > 2 and host.inputs[2] else np.zeros(scale.size)
+        if c is None:
+            return False
+        new_b = (beta * c) * scale + shift
+        host.attrs.update(alpha=1.0, beta=1.0)
+    else:
+        return False
+    host.inputs = host.inputs[:1] + [
+        add_initializer(graph, f"{host.name}.weight_bn", new_w.astype(dtype)),
+        add_initializer(graph, f"{host.name}.bias_bn", np.asarray(new_b, dtype=dtype)),
+    ]
+    return True
+
+
+def fold_batchnorm(graph: Graph) -> int:
+    """Fold inference BatchNormalization into the Conv or Gemm that feeds it."""
+    folded = 0
+    producers, consumers = graph.producers(), graph.consumers()
+    for bn in [n for n in graph.nodes if n.op_type == "BatchNormalization"]:
+        host = producers.get(bn.inputs[0])
+        if host is None or host.op_type not in ("Conv", "Gemm"):
+            continue
+        if sole_consumer(graph, bn.inputs[0], consumers) is not bn:
+            continue
+        if host.attrs.get("activation") or len(consumers.get(host.inputs[1], [])) != 1:
+            continue
+        params = _channel_scale(graph, bn)
+        if params is None or not _fold_bn_into(graph, host, *params):
+            continue
+        host.outputs = [bn.outputs[0]]
+        graph.nodes.remove(bn)
+        folded += 1
+    return folded
+
+
+def _channel_bias(graph: Graph, host: Node, add: Node) -> np.ndarray | None:
+    """The constant operand of add as a per-output-channel vector, if it is one."""
+    other = add.inputs[1] if add.inputs[0] == host.outputs[0] else add.inputs[0]
+    c = const(graph, other)
+    out = graph.values.get(host.outputs[0])
+    if c is None or out is None or out.shape is None or c.dtype.kind != "f":
+        return None
+    rank = len(out.shape)
+    channels = out.shape[1] if host.op_type == "Conv" else out.shape[-1]
+    if not isinstance(channels, int) or c.size != channels or c.ndim > rank:
+        return None
+    axis = 1 if host.op_type == "Conv" else rank - 1
+    expected = [1] * rank
+    expected[axis] = channels
+    if list((1,) * (rank - c.ndim) + c.shape) != expected:
+        return None
+    return c.reshape(-1)
+
+
+def fuse_bias(graph: Graph) -> int:
+    """Fold `Add(host(x), per-channel constant)` into the bias of a Conv or Gemm."""
+    fused = 0
+    producers, consumers = graph.producers(), graph.consumers()
+    for add in [n for n in graph.nodes if n.op_type == "Add"]:
+        host = next((producers[i] for i in add.inputs if i in producers), None)
+        if host is None or host.op_type not in ("Conv", "Gemm") or host.attrs.get("activation"):
+            continue
+        if sole_consumer(graph, host.outputs[0], consumers) is not add:
+            continue
+        bias = _channel_bias(graph, host, add)
+        if bias is None:
+            continue
+        old = const(graph, host.inputs[2]) if len(host.inputs) > 2 and host.inputs[2] else None
+        if len(host.inputs) > 2 and host.inputs[2] and old is None:
+            continue
+        if host.op_type == "Gemm":
+            old = None if old is None else old * host.attrs.get("beta", 1.0)
+            host.attrs["beta"] = 1.0
+        new = bias if old is None else old + bias
+        host.inputs = host.inputs[:2] + [add_initializer(graph, f"{host.name}.bias", new.astype(bias.dtype))]
+        host.outputs = [add.outputs[0]]
+        graph.nodes.remove(add)
+        fused += 1
+    return fused
+
+
+def _activation_of(graph: Graph, act: Node) -> tuple[str, tuple[float, ...]] | None:
+    """The (name, params) of a fusable activation node, or None."""
+    op = act.op_type
+    if op in SIMPLE_ACTS:
+        return op, ()
+    if op == "LeakyRelu":
+        return op, (float(act.attrs.get("alpha", 0.01)),)
+    if op == "HardSigmoid":
+        return op, (float(act.attrs.get("alpha", 0.2)), float(act.attrs.get("beta", 0.5)))
+    if op == "Clip":
+        if graph.opset < 11:
+            return op, (float(act.attrs.get("min", -np.inf)), float(act.attrs.get("max", np.inf)))
+        bounds = []
+        for i, default in ((1, -np.inf), (2, np.inf)):
+            name = act.inputs[i] if len(act.inputs) > i else ""
+            value = const(graph, name) if name else np.array(default)
+            if value is None or value.size != 1:
+                return None
+            bounds.append(float(value.reshape(())))
+        return op, tuple(bounds)
+    return None
+
+
+def _swish_tail(graph: Graph, x: str, consumers: dict[str, list[Node]]) -> tuple[Node, Node] | None:
+    """Match x * Sigmoid(x): return (sigmoid, mul) when they are x's only readers."""
+    users = consumers.get(x, [])
+    if len(users) != 2 or is_graph_output(graph, x):
+        return None
+    sig = next((u for u in users if u.op_type == "Sigmoid"), None)
+    mul = next((u for u in users if u.op_type == "Mul"), None)
+    if sig is None or mul is None or sorted(mul.inputs) != sorted([x, sig.outputs[0]]):
+        return None
+    if len(consumers.get(sig.outputs[0], [])) != 1 or is_graph_output(graph, sig.outputs[0]):
+        return None
+    return sig, mul
+
+
+def fuse_activation(graph: Graph) -> int:
+    """Fuse an activation (Relu, Clip, HardSwish, HardSigmoid, Sigmoid, x*sigmoid(x), LeakyRelu, Tanh)."""
+    fused = 0
+    consumers = graph.consumers()
+    for host in [n for n in graph.nodes if n.op_type in ACT_HOSTS]:
+        if host.attrs.get("activation") or len(host.outputs) != 1:
+            continue
+        out = host.outputs[0]
+        swish = _swish_tail(graph, out, consumers)
+        if swish is not None:
+            sig, mul = swish
+            host.attrs.update(activation="Swish", activation_params=())
+            host.outputs = [mul.outputs[0]]
+            graph.nodes.remove(sig)
+            graph.nodes.remove(mul)
+            fused += 1
+            consumers = graph.consumers()
+            continue
+        act = sole_consumer(graph, out, consumers)
+        spec = _activation_of(graph, act) if act is not None and act.inputs[0] == out else None
+        if spec is None:
+            continue
+        host.attrs.update(activation=spec[0], activation_params=spec[1])
+        host.outputs = [act.outputs[0]]
+        graph.nodes.remove(act)
+        fused += 1
+        consumers = graph.consumers()
+    return fused

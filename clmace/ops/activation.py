@@ -1,0 +1,73 @@
+"""Element-wise activations, shared by the standalone ops and by fused Conv/Gemm."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def relu(x: np.ndarray) -> np.ndarray:
+    """Relu."""
+    return np.maximum(x, np.zeros((), x.dtype))
+
+
+def leaky_relu(x: np.ndarray, alpha: float = 0.01) -> np.ndarray:
+    """LeakyRelu."""
+    return np.where(x >= 0, x, x * x.dtype.type(alpha)).astype(x.dtype)
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    """Logistic sigmoid, overflow-free for large |x|."""
+    out = np.empty_like(x)
+    pos = x >= 0
+    out[pos] = 1 / (1 + np.exp(-x[pos]))
+    ex = np.exp(x[~pos])
+    out[~pos] = ex / (1 + ex)
+    return out
+
+
+def hard_sigmoid(x: np.ndarray, alpha: float = 0.2, beta: float = 0.5) -> np.ndarray:
+    """HardSigmoid: clip(alpha * x + beta, 0, 1)."""
+    return np.clip(x * x.dtype.type(alpha) + x.dtype.type(beta), 0, 1).astype(x.dtype)
+
+
+def hard_swish(x: np.ndarray) -> np.ndarray:
+    """HardSwish: x * hard_sigmoid(x, 1/6, 0.5)."""
+    return (x * hard_sigmoid(x, 1 / 6, 0.5)).astype(x.dtype)
+
+
+def swish(x: np.ndarray) -> np.ndarray:
+    """x * sigmoid(x) (SiLU), the pattern that fusion recognises."""
+    return (x * sigmoid(x)).astype(x.dtype)
+
+
+def clip(x: np.ndarray, lo: float = -np.inf, hi: float = np.inf) -> np.ndarray:
+    """Clip to [lo, hi]."""
+    return np.clip(x, lo, hi).astype(x.dtype)
+
+
+def tanh(x: np.ndarray) -> np.ndarray:
+    """Tanh."""
+    return np.tanh(x)
+
+
+def apply_activation(x: np.ndarray, name: str | None, params: Sequence[float] = ()) -> np.ndarray:
+    """Apply a fused activation by name (as stored in Node.attrs['activation'])."""
+    if not name:
+        return x
+    fn = FUSED[name]
+    return fn(x, *params)
+
+
+# The activations that graph passes may fuse into Conv / Gemm / MatMul, and their params.
+FUSED = {
+    "Relu": relu,
+    "LeakyRelu": leaky_relu,   # (alpha,)
+    "Sigmoid": sigmoid,
+    "HardSigmoid": hard_sigmoid,  # (alpha, beta)
+    "HardSwish": hard_swish,
+    "Swish": swish,
+    "Clip": clip,  # (min, max)
+    "Tanh": tanh,
+}

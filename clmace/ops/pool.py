@@ -1,0 +1,171 @@
+"""Pooling ops (Max, Average, Lp, and their Global forms), as per-kernel-tap passes over shifted views."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+import numpy as np
+
+from clmace.errors import ModelError
+from clmace.ops.conv import int_list, pad_spatial, tap_slices, window_pads, work_dtype
+
+
+def _geometry(op: str, x: np.ndarray, kernel_shape: Sequence[int] | None, strides: Sequence[int] | None,
+              dilations: Sequence[int] | None, pads: Sequence[int] | None, auto_pad: str,
+              ceil_mode: int) -> tuple[list[int], list[int], list[int], list[int], list[int], list[int]]:
+    """Kernel, strides, dilations, begin pads, end pads (grown to fit ceil_mode windows) and output size."""
+    rank = x.ndim - 2
+    if rank < 1:
+        raise ModelError(f"{op}: input rank {x.ndim} needs at least one spatial axis")
+    if kernel_shape is None:
+        raise ModelError(f"{op}: attribute kernel_shape is required")
+    kernel = int_list(op, "kernel_shape", kernel_shape, rank, 1)
+    strides = int_list(op, "strides", strides, rank, 1)
+    dilations = int_list(op, "dilations", dilations, rank, 1)
+    begin, end = window_pads(op, x.shape[2:], kernel, strides, dilations, pads, auto_pad)
+    out, grown = [], []
+    for size, k, s, d, b, e in zip(x.shape[2:], kernel, strides, dilations, begin, end, strict=True):
+        extent = (k - 1) * d + 1
+        room = size + b + e - extent
+        if room < 0:
+            raise ModelError(f"{op}: kernel extent {extent} is larger than padded input {size + b + e}")
+        o = -(-room // s) + 1 if ceil_mode else room // s + 1
+        # A ceil_mode window that would start inside the end padding is dropped (PyTorch and ORT agree).
+        if ceil_mode and (o - 1) * s >= size + b:
+            o -= 1
+        out.append(o)
+        grown.append(max(e, (o - 1) * s + extent - size - b))
+    return kernel, strides, dilations, begin, grown, out
+
+
+def _lowest(dtype: np.dtype) -> float | int:
+    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
+
+
+def max_pool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
+             dilations: Sequence[int] | None = None, kernel_shape: Sequence[int] | None = None,
+             pads: Sequence[int] | None = None, storage_order: int = 0,
+             strides: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """MaxPool: returns (Y, Indices), Indices being flat offsets into X (storage_order=1: column-major)."""
+    kernel, strides, dilations, begin, end, out = _geometry(
+        "MaxPool", x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
+    xp = pad_spatial(x, begin, end, _lowest(x.dtype))
+    y = None
+    best_tap = np.zeros(x.shape[:2] + tuple(out), np.int64)
+    taps_all = list(itertools.product(*(range(k) for k in kernel)))
+    for t, taps in enumerate(taps_all):
+        view = xp[tap_slices(taps, strides, dilations, out)]
+        if y is None:
+            y = view.copy()
+            continue
+        # Strictly greater keeps the first maximum, as ORT does for ties.
+        better = view > y
+        np.copyto(y, view, where=better)
+        best_tap[better] = t
+    return y, _indices(x.shape, best_tap, taps_all, strides, dilations, begin, storage_order)
+
+
+def _indices(shape: tuple[int, ...], best_tap: np.ndarray, taps_all: list[tuple[int, ...]],
+             strides: list[int], dilations: list[int], begin: list[int], storage_order: int) -> np.ndarray:
+    """Flat input offsets of the winning taps."""
+    rank = len(strides)
+    taps_arr = np.array(taps_all, np.int64).reshape(len(taps_all), rank)
+    spatial = shape[2:]
+    n, c = shape[:2]
+    flat = (np.arange(n).reshape(n, 1, *(1,) * rank) * c + np.arange(c).reshape(1, c, *(1,) * rank))
+    flat = flat * int(np.prod(spatial))
+    # Row-major by default; storage_order=1 numbers the spatial pixels column-major.
+    order = range(rank - 1, -1, -1) if storage_order else range(rank)
+    inner = 0
+    for axis in order:
+        o = best_tap.shape[2 + axis]
+        pos = np.arange(o).reshape((1, 1) + tuple(o if i == axis else 1 for i in range(rank)))
+        coord = pos * strides[axis] + taps_arr[:, axis][best_tap] * dilations[axis] - begin[axis]
+        inner = inner * spatial[axis] + coord
+    return (flat + inner).astype(np.int64)
+
+
+def _window_counts(size: int, b: int, e: int, grown_e: int, k: int, s: int, d: int, o: int,
+                   include_pad: bool) -> np.ndarray:
+    """How many pixels of each window along one axis count towards an average."""
+    length = size + b + grown_e
+    valid = np.zeros(length, np.int64)
+    if include_pad:
+        valid[: size + b + e] = 1
+    else:
+        valid[b: b + size] = 1
+    return np.add.reduce([valid[t * d: t * d + s * (o - 1) + 1: s] for t in range(k)])
+
+
+def _sum_pool(xp: np.ndarray, kernel: list[int], strides: list[int], dilations: list[int],
+              out: list[int]) -> np.ndarray:
+    acc = None
+    for taps in itertools.product(*(range(k) for k in kernel)):
+        view = xp[tap_slices(taps, strides, dilations, out)]
+        acc = view.copy() if acc is None else np.add(acc, view, out=acc)
+    return acc
+
+
+def average_pool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0, count_include_pad: int = 0,
+                 dilations: Sequence[int] | None = None, kernel_shape: Sequence[int] | None = None,
+                 pads: Sequence[int] | None = None, strides: Sequence[int] | None = None) -> np.ndarray:
+    """AveragePool: window mean; count_include_pad counts explicit pads, never the ceil_mode overhang."""
+    kernel, strides, dilations, begin, grown, out = _geometry(
+        "AveragePool", x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
+    _, end = window_pads("AveragePool", x.shape[2:], kernel, strides, dilations, pads, auto_pad)
+    ct = work_dtype(x.dtype)
+    total = _sum_pool(pad_spatial(x.astype(ct, copy=False), begin, grown), kernel, strides, dilations, out)
+    count = np.ones((), np.int64)
+    for axis, (size, b, e, g, k, s, d, o) in enumerate(zip(x.shape[2:], begin, end, grown, kernel, strides,
+                                                            dilations, out, strict=True)):
+        per_axis = _window_counts(size, b, e, g, k, s, d, o, bool(count_include_pad))
+        count = count * per_axis.reshape(tuple(o if i == axis else 1 for i in range(len(out))))
+    return (total / np.maximum(count, 1).astype(ct)).astype(x.dtype, copy=False)
+
+
+def lp_pool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
+            dilations: Sequence[int] | None = None, kernel_shape: Sequence[int] | None = None, p: float = 2,
+            pads: Sequence[int] | None = None, strides: Sequence[int] | None = None) -> np.ndarray:
+    """LpPool: (sum over the window of |x|^p)^(1/p); zero padding adds nothing."""
+    kernel, strides, dilations, begin, grown, out = _geometry(
+        "LpPool", x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
+    ct = work_dtype(x.dtype)
+    powered = np.abs(x.astype(ct, copy=False)) ** ct.type(p)
+    total = _sum_pool(pad_spatial(powered, begin, grown), kernel, strides, dilations, out)
+    return (total ** ct.type(1.0 / p)).astype(x.dtype, copy=False)
+
+
+def _spatial_axes(op: str, x: np.ndarray) -> tuple[int, ...]:
+    if x.ndim < 3:
+        raise ModelError(f"{op}: input rank {x.ndim}, expected >= 3 (N, C, spatial...)")
+    return tuple(range(2, x.ndim))
+
+
+def global_average_pool(x: np.ndarray) -> np.ndarray:
+    """GlobalAveragePool: mean over every spatial axis, kept as size 1."""
+    axes = _spatial_axes("GlobalAveragePool", x)
+    return x.mean(axis=axes, keepdims=True, dtype=work_dtype(x.dtype)).astype(x.dtype, copy=False)
+
+
+def global_max_pool(x: np.ndarray) -> np.ndarray:
+    """GlobalMaxPool: max over every spatial axis, kept as size 1."""
+    return x.max(axis=_spatial_axes("GlobalMaxPool", x), keepdims=True)
+
+
+def global_lp_pool(x: np.ndarray, *, p: float = 2) -> np.ndarray:
+    """GlobalLpPool: Lp norm over every spatial axis, kept as size 1."""
+    ct = work_dtype(x.dtype)
+    axes = _spatial_axes("GlobalLpPool", x)
+    total = (np.abs(x.astype(ct, copy=False)) ** ct.type(p)).sum(axis=axes, keepdims=True)
+    return (total ** ct.type(1.0 / p)).astype(x.dtype, copy=False)
+
+
+OPS = {
+    "MaxPool": max_pool,
+    "AveragePool": average_pool,
+    "LpPool": lp_pool,
+    "GlobalAveragePool": global_average_pool,
+    "GlobalMaxPool": global_max_pool,
+    "GlobalLpPool": global_lp_pool,
+}

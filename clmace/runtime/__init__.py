@@ -1,0 +1,1 @@
+"""Runtimes that execute an IR graph: NumPy (the reference) and OpenCL."""

@@ -1,0 +1,197 @@
+"""InferenceSession: the onnxruntime-shaped public API."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import onnx
+
+from clmace.errors import ModelError
+from clmace.frontend import modelfile
+from clmace.frontend.convert import build_graph
+from clmace.frontend.onnx_import import ModelSource, load_onnx
+from clmace.ir import Dim, Graph
+from clmace.runtime.numpy_rt import NumpyRuntime
+from clmace.runtime.shapes import dry_run_shapes
+
+log = logging.getLogger("clmace.session")
+
+_ONNX_TYPES = {"float32": "float", "float64": "double", "bool": "bool", "float16": "float16"}
+
+
+def onnx_type_name(dtype: np.dtype) -> str:
+    """onnxruntime's spelling of a tensor type, e.g. 'tensor(float)'."""
+    return f"tensor({_ONNX_TYPES.get(np.dtype(dtype).name, np.dtype(dtype).name)})"
+
+
+@dataclass(frozen=True)
+class NodeArg:
+    """Description of a graph input or output, like onnxruntime.NodeArg."""
+
+    name: str
+    shape: list[Dim]
+    type: str
+
+
+@dataclass(frozen=True)
+class ModelMetadata:
+    """Model metadata, like onnxruntime.ModelMetadata."""
+
+    producer_name: str = ""
+    graph_name: str = ""
+    domain: str = ""
+    description: str = ""
+    version: int = 0
+    custom_metadata_map: dict[str, str] = field(default_factory=dict)
+
+
+def _device_from_providers(providers: Sequence[Any] | None) -> str | None:
+    names = [p[0] if isinstance(p, (tuple, list)) else str(p) for p in providers or []]
+    if any("OpenCL" in n or n == "GPU" for n in names):
+        return "opencl"
+    return "cpu" if names else None
+
+
+class InferenceSession:
+    """Runs an ONNX model (path, bytes, ModelProto) or a converted-model file on cpu or OpenCL."""
+
+    def __init__(self, model: ModelSource | Graph, device: str | None = None,
+                 providers: Sequence[Any] | None = None, sess_options: Any = None, *,
+                 input_shapes: Mapping[str, Sequence[int]] | None = None, precision: str = "fp32",
+                 strict: bool = False, **options: Any) -> None:
+        self.device = device or _device_from_providers(providers) or os.environ.get("CLMACE_DEVICE", "cpu")
+        self.precision, self.strict, self.options = precision, strict, options
+        level = getattr(sess_options, "graph_optimization_level", None)
+        self._run_passes = getattr(level, "name", str(level)) != "ORT_DISABLE_ALL"
+        self._proto: onnx.ModelProto | None = None
+        self.pass_report: dict[str, int] = {}
+        if isinstance(model, Graph):
+            self.graph = model
+        elif self._is_converted(model):
+            self.graph, extra = (modelfile.loads(bytes(model)) if isinstance(model, (bytes, bytearray))
+                                 else modelfile.load(model))  # type: ignore[arg-type]
+            self.pass_report = extra.get("passes", {})
+        else:
+            self._proto = load_onnx(model)
+            self.graph, self.pass_report = build_graph(self._proto, input_shapes, self._run_passes)
+        self._input_shapes = dict(input_shapes or {})
+        self._runtimes: dict[tuple, Any] = {}
+        if self.device == "cpu":
+            self._runtimes[()] = NumpyRuntime(self.graph)  # shape-agnostic: one runtime serves all shapes
+        elif all(v.is_static() for v in self.graph.inputs):
+            self._runtime_for({v.name: tuple(v.shape) for v in self.graph.inputs})  # type: ignore[arg-type]
+
+    @staticmethod
+    def _is_converted(model: Any) -> bool:
+        if isinstance(model, (bytes, bytearray)):
+            return modelfile.is_model_file(bytes(model[:8]))
+        if isinstance(model, (str, os.PathLike)) and os.path.isfile(model):
+            with open(model, "rb") as f:
+                return modelfile.is_model_file(f.read(8))
+        return False
+
+    # --- onnxruntime-compatible surface -------------------------------------------------------
+    def get_inputs(self) -> list[NodeArg]:
+        """The graph inputs (name, shape, type)."""
+        return [NodeArg(v.name, list(v.shape or []), onnx_type_name(v.dtype)) for v in self.graph.inputs]
+
+    def get_outputs(self) -> list[NodeArg]:
+        """The graph outputs (name, shape, type)."""
+        return [NodeArg(v.name, list(v.shape or []), onnx_type_name(v.dtype)) for v in self.graph.outputs]
+
+    def get_modelmeta(self) -> ModelMetadata:
+        """Producer, graph name, domain, description, version and custom metadata of the model."""
+        m = dict(self.graph.metadata)
+        standard = ("producer_name", "producer_version", "graph_name", "domain", "model_version", "description")
+        return ModelMetadata(m.get("producer_name", ""), m.get("graph_name", self.graph.name), m.get("domain", ""),
+                             m.get("description", ""), int(m.get("model_version", 0) or 0),
+                             {k: v for k, v in m.items() if k not in standard})
+
+    def get_providers(self) -> list[str]:
+        """Execution providers in onnxruntime's terms."""
+        if self.device == "cpu":
+            return ["CPUExecutionProvider"]
+        return ["OpenCLExecutionProvider", "CPUExecutionProvider"]
+
+    def run(self, output_names: Sequence[str] | None, input_feed: Mapping[str, Any],
+            run_options: Any = None) -> list[np.ndarray]:
+        """Run the model on input_feed; return the requested outputs (all when output_names is None)."""
+        feeds = self._check_feeds(input_feed)
+        known = self.graph.output_names()
+        wanted = list(output_names) if output_names else known
+        for name in wanted:
+            if name not in known and name not in self.graph.values:
+                raise ValueError(f"unknown output {name!r}; outputs: {known}")
+        runtime = self._runtime_for({k: v.shape for k, v in feeds.items()})
+        result = runtime.run(feeds, wanted)
+        return [result[name] for name in wanted]
+
+    # --- internals -----------------------------------------------------------------------------
+    def _check_feeds(self, input_feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        expected = {v.name: v for v in self.graph.inputs}
+        unknown = sorted(set(input_feed) - set(expected))
+        if unknown:
+            raise ValueError(f"unknown input name(s) {unknown}; the model's inputs are {sorted(expected)}")
+        feeds = {}
+        for name, info in expected.items():
+            if name not in input_feed:
+                raise ValueError(f"missing input {name!r} (expected {onnx_type_name(info.dtype)} "
+                                 f"with shape {list(info.shape or [])})")
+            arr = np.asarray(input_feed[name])
+            if arr.dtype != info.dtype:
+                raise ValueError(f"input {name!r}: expected dtype {onnx_type_name(info.dtype)}, "
+                                 f"got {onnx_type_name(arr.dtype)}")
+            if info.shape is not None:
+                if arr.ndim != len(info.shape):
+                    raise ValueError(f"input {name!r}: expected rank {len(info.shape)} "
+                                     f"(shape {list(info.shape)}), got shape {list(arr.shape)}")
+                for axis, (want, got) in enumerate(zip(info.shape, arr.shape)):
+                    if isinstance(want, int) and want != got:
+                        raise ValueError(f"input {name!r}: expected shape {list(info.shape)}, got "
+                                         f"{list(arr.shape)} (dimension {axis})")
+            feeds[name] = arr
+        return feeds
+
+    def _runtime_for(self, shapes: Mapping[str, tuple[int, ...]]) -> Any:
+        """The runtime planned for these input shapes; a new shape plans a new one."""
+        if () in self._runtimes:
+            return self._runtimes[()]
+        key = tuple(sorted((k, tuple(v)) for k, v in shapes.items()))
+        if key not in self._runtimes:
+            self._runtimes[key] = self._make_runtime(self._specialize(shapes))
+        return self._runtimes[key]
+
+    def _specialize(self, shapes: Mapping[str, tuple[int, ...]]) -> Graph:
+        """A copy of the graph whose every value has a concrete shape for these input shapes."""
+        if all(v.is_static() and tuple(v.shape) == tuple(shapes[v.name]) for v in self.graph.inputs):  # type: ignore[arg-type]
+            if all(v.is_static() for v in self.graph.values.values()):
+                return self.graph
+        if self._proto is not None:
+            graph, _ = build_graph(self._proto, shapes, self._run_passes)
+        else:
+            import copy
+            graph = copy.deepcopy(self.graph)
+        missing = [n for node in graph.nodes for n in node.outputs
+                   if n and not (n in graph.values and graph.values[n].is_static())]
+        if missing:
+            dry_run_shapes(graph, shapes)
+        return graph
+
+    def _make_runtime(self, graph: Graph) -> Any:
+        from clmace.runtime.opencl import OpenCLRuntime  # imported lazily: pyopencl loads the ICD
+
+        if not self.device.startswith(("opencl", "gpu")):
+            raise ModelError(f"unknown device {self.device!r}; expected 'cpu', 'opencl', 'gpu' or 'opencl:N'")
+        return OpenCLRuntime(graph, self.device, precision=self.precision, strict=self.strict, **self.options)
+
+    def profile_table(self) -> str:
+        """Per-node timing table of the last run (OpenCL devices only)."""
+        runtime = next(iter(self._runtimes.values()), None)
+        if runtime is None or not hasattr(runtime, "profile_table"):
+            raise ModelError(f"profiling needs an OpenCL device; this session runs on {self.device!r}")
+        return runtime.profile_table()

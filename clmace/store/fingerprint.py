@@ -1,0 +1,71 @@
+"""Device fingerprint: the facts that decide whether a compiled program binary fits a device."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import astuple, dataclass, fields
+from typing import Any
+
+# Fields compared when explaining why a section does not fit; the device's identity comes first.
+_IDENTITY = ("platform_name", "platform_vendor", "device_name", "device_vendor")
+
+
+@dataclass(frozen=True)
+class DeviceFingerprint:
+    """Platform, device and driver identity of one OpenCL device."""
+
+    platform_name: str
+    platform_vendor: str
+    platform_version: str
+    device_name: str
+    device_vendor: str
+    device_version: str
+    driver_version: str
+    opencl_c_version: str
+    address_bits: int
+
+    @classmethod
+    def from_cl_device(cls, device: Any) -> DeviceFingerprint:
+        """Read every fingerprint field from a `pyopencl.Device`."""
+        platform = device.platform
+        return cls(
+            platform_name=platform.name.strip(),
+            platform_vendor=platform.vendor.strip(),
+            platform_version=platform.version.strip(),
+            device_name=device.name.strip(),
+            device_vendor=device.vendor.strip(),
+            device_version=device.version.strip(),
+            driver_version=device.driver_version.strip(),
+            opencl_c_version=device.opencl_c_version.strip(),
+            address_bits=int(device.address_bits),
+        )
+
+    def key(self) -> str:
+        """Stable hex digest of all fields; names the section of a compiled-program file."""
+        h = hashlib.sha256()
+        for value in astuple(self):
+            # Length-prefix every field so ("ab", "c") and ("a", "bc") never collide.
+            raw = str(value).encode("utf-8")
+            h.update(len(raw).to_bytes(4, "little"))
+            h.update(raw)
+        return h.hexdigest()[:32]
+
+    def describe(self) -> str:
+        """One human-readable line: device, platform and driver."""
+        return (
+            f"{self.device_name} ({self.device_vendor}) on {self.platform_name}, "
+            f"driver {self.driver_version}, {self.device_version}, {self.address_bits}-bit"
+        )
+
+    def is_same_device(self, other: DeviceFingerprint) -> bool:
+        """True when both name the same platform and device, whatever the driver."""
+        return all(getattr(self, f) == getattr(other, f) for f in _IDENTITY)
+
+    def mismatch(self, other: DeviceFingerprint) -> str:
+        """Describe every field where `other` differs from this fingerprint ('' when equal)."""
+        diffs = []
+        for f in fields(self):
+            mine, theirs = getattr(self, f.name), getattr(other, f.name)
+            if mine != theirs:
+                diffs.append(f"{f.name} {theirs!r} != {mine!r}")
+        return "; ".join(diffs)

@@ -1,0 +1,154 @@
+"""PoCL kernel-cache capture: keep the per-work-group-size code PoCL compiles at first launch in our file.
+
+PoCL (3.x) caches each program under `$POCL_CACHE_DIR/<2 letters>/<37 letters>/`: `program.bc`, then per
+kernel `<kernel>/0-0-0/<kernel>.so` (generic work-group function, made when the binary is queried) and
+`<kernel>/<lx>-<ly>-<lz>-goffs0-smallgrid/<kernel>.so` (made at the first launch with that local size).
+The program binary (`poclbin`) embeds program.bc and the 0-0-0 code and names its cache directory in its
+header, but not the per-size code: that is what we capture as driver blobs and restore before a build.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+
+log = logging.getLogger("clmace.store")
+
+PLATFORM_NAME = "Portable Computing Language"
+POCLBIN_MAGIC = b"poclbin\0"
+# The binary already holds these; capturing them again would only double the file.
+_SKIP_NAMES = {"program.bc", "last_accessed"}
+_SKIP_DIRS = {"0-0-0"}
+_HASH_DIR = re.compile(rb"([A-P]{2}/[A-P]{8,64})\0")
+MAX_CAPTURE_BYTES = 64 << 20
+
+
+@dataclass(frozen=True)
+class PoclCacheSetup:
+    """Where PoCL's kernel cache lives for this process, and whether clmace chose it."""
+
+    path: str
+    managed: bool
+
+
+_setup: PoclCacheSetup | None = None
+
+
+def configure_cache_dir(cache_dir: str) -> PoclCacheSetup:
+    """Point POCL_CACHE_DIR at `<cache_dir>/pocl` unless the user set it; call before PoCL's first query."""
+    global _setup
+    if _setup is not None:
+        return _setup
+    user = os.environ.get("POCL_CACHE_DIR")
+    if user:
+        _setup = PoclCacheSetup(user, managed=False)
+    else:
+        path = os.path.join(cache_dir, "pocl")
+        try:
+            os.makedirs(path, exist_ok=True)
+            os.environ["POCL_CACHE_DIR"] = path
+            _setup = PoclCacheSetup(path, managed=True)
+        except OSError as e:
+            log.info("PoCL kernel cache left at its default: cannot create %s (%s)", path, e.strerror)
+            _setup = PoclCacheSetup(default_cache_root(), managed=False)
+    log.debug("PoCL kernel cache: %s (%s)", _setup.path, "clmace-managed" if _setup.managed else "user's")
+    return _setup
+
+
+def default_cache_root() -> str:
+    """PoCL's own default kernel-cache directory (used when POCL_CACHE_DIR is unset)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "pocl", "kcache")
+
+
+def cache_root() -> str:
+    """The kernel-cache directory PoCL uses in this process."""
+    return os.environ.get("POCL_CACHE_DIR") or default_cache_root()
+
+
+def is_pocl(device: object) -> bool:
+    """True when `device` belongs to a PoCL platform."""
+    try:
+        return device.platform.name == PLATFORM_NAME  # type: ignore[attr-defined]
+    except Exception:  # a released or foreign device object: treat as not PoCL
+        return False
+
+
+def program_dir(binary: bytes) -> str | None:
+    """The cache sub-directory ('AB/CDEF...') a poclbin names in its header, or None if not a poclbin."""
+    if not binary.startswith(POCLBIN_MAGIC):
+        return None
+    m = _HASH_DIR.search(binary, 0, 512)
+    return m.group(1).decode("ascii") if m else None
+
+
+def snapshot(binary: bytes, root: str | None = None) -> dict[str, bytes]:
+    """Files PoCL compiled for this program beyond what its binary holds, keyed by path under the root."""
+    rel = program_dir(binary)
+    root = root or cache_root()
+    if rel is None or not os.path.isdir(os.path.join(root, rel)):
+        return {}
+    blobs: dict[str, bytes] = {}
+    total = 0
+    base = os.path.join(root, rel)
+    for dirpath, dirnames, filenames in os.walk(base):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
+        for name in sorted(filenames):
+            if name in _SKIP_NAMES or name.startswith("tempfile"):
+                continue
+            full = os.path.join(dirpath, name)
+            try:
+                with open(full, "rb") as f:
+                    data = f.read()
+            except OSError:
+                continue  # PoCL may be replacing it right now; the next save picks it up
+            total += len(data)
+            if total > MAX_CAPTURE_BYTES:
+                log.info("PoCL capture of %s stopped at %d MiB", rel, MAX_CAPTURE_BYTES >> 20)
+                return blobs
+            blobs[os.path.relpath(full, root).replace(os.sep, "/")] = data
+    return blobs
+
+
+def restore(blobs: dict[str, bytes], root: str | None = None) -> int:
+    """Write captured files back under the cache root where missing; returns how many were written."""
+    from clmace.store.format import check_blob_path
+
+    root = root or cache_root()
+    written = 0
+    for rel, data in blobs.items():
+        if check_blob_path(rel):
+            continue  # the reader already refuses such paths; never write outside the cache root
+        dest = os.path.join(root, *rel.split("/"))
+        if os.path.exists(dest):
+            continue
+        try:
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".clmace-", dir=os.path.dirname(dest))
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, dest)  # PoCL in another process must never see half a .so
+            written += 1
+        except OSError as e:
+            log.info("PoCL cache file %s not restored: %s", dest, e.strerror)
+    return written
+
+
+def usable_device() -> object | None:
+    """The first PoCL device that can compile a trivial kernel, or None (some PoCL builds cannot, see docs)."""
+    import pyopencl as cl
+
+    for platform in cl.get_platforms():
+        if platform.name != PLATFORM_NAME:
+            continue
+        for device in platform.get_devices():
+            try:
+                ctx = cl.Context([device])
+                cl.Program(ctx, "__kernel void k(__global float *a) { a[0] = 1.0f; }").build()
+                return device
+            except Exception as e:  # e.g. PoCL 3.0's "unknown target CPU 'generic'" on CPUs LLVM 14 lacks
+                log.debug("PoCL device %s cannot compile: %s", device.name, str(e).strip()[:200])
+    return None
