@@ -6,6 +6,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from clmace.analysis import total_flops
+from clmace.errors import ModelError
 from clmace.frontend import modelfile
 from clmace.frontend.convert import build_graph
 from clmace.ir import Graph
@@ -21,6 +22,8 @@ def _summary(graph: Graph) -> dict:
 
 def model_info(path: str, input_shapes: Mapping[str, Sequence[int]] | None = None) -> dict:
     """Describe a .onnx or converted-model file; for ONNX, also the graph before the passes."""
+    if not os.path.isfile(path):
+        raise ModelError(f"model file not found: {path}")
     with open(path, "rb") as f:
         is_converted = modelfile.is_model_file(f.read(8))
     info: dict = {"path": path, "size_bytes": os.path.getsize(path)}

@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
+from clmace.atomic import atomic_write_bytes
 from clmace.errors import ModelError
 from clmace.ir import Graph, Node, ValueInfo
-from clmace.atomic import atomic_write_bytes
 
 MAGIC = b"CLMACEMD"
 FORMAT_VERSION = 1

@@ -43,14 +43,14 @@ def _low(dtype: np.dtype):
     """Identity of max over an empty set: -inf or the type's minimum."""
     if dtype == np.bool_:
         return False
-    return -np.inf if np.issubdtype(dtype, np.inexact) else np.iinfo(dtype).min
+    return np.iinfo(dtype).min if dtype.kind in "iu" else -np.inf
 
 
 def _high(dtype: np.dtype):
     """Identity of min over an empty set: +inf or the type's maximum."""
     if dtype == np.bool_:
         return True
-    return np.inf if np.issubdtype(dtype, np.inexact) else np.iinfo(dtype).max
+    return np.iinfo(dtype).max if dtype.kind in "iu" else np.inf
 
 
 def reduce_sum(data: np.ndarray, axes: Axes = None, *, keepdims: int = 1, noop_with_empty_axes: int = 0):

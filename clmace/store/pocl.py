@@ -138,7 +138,7 @@ def restore(blobs: dict[str, bytes], root: str | None = None) -> int:
 
 
 def usable_device() -> object | None:
-    """The first PoCL device that can compile a trivial kernel, or None (some PoCL builds cannot, see docs)."""
+    """The first PoCL device that compiles a trivial kernel, or None (some PoCL builds cannot; see docs)."""
     import pyopencl as cl
 
     for platform in cl.get_platforms():
