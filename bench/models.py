@@ -38,16 +38,21 @@ def _quiet() -> Iterator[None]:
 
 
 def _export(model: nn.Module, example: torch.Tensor, path: Path, output_name: str = "output",
-            dynamic_batch: bool = False) -> Path:
-    """Export `model` with the legacy exporter at opset 17, writing atomically to `path`."""
+            dynamic_batch: bool = False, keep_batchnorm: bool = False) -> Path:
+    """Export `model` with the legacy exporter at opset 17, writing atomically to `path`.
+
+    The exporter folds BatchNorm into the preceding Conv in eval mode; `keep_batchnorm` (PRESERVE mode on an
+    eval-mode model) keeps BatchNormalization nodes so that the engine's own folding is exercised.
+    """
     model.eval()
+    mode = torch.onnx.TrainingMode.PRESERVE if keep_batchnorm else torch.onnx.TrainingMode.EVAL
     axes = {"input": {0: "batch"}, output_name: {0: "batch"}} if dynamic_batch else None
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with _quiet(), torch.no_grad():
             torch.onnx.export(model, (example,), str(tmp), dynamo=False, opset_version=OPSET,
                               input_names=["input"], output_names=[output_name], dynamic_axes=axes,
-                              do_constant_folding=True)
+                              do_constant_folding=True, training=mode)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -77,10 +82,11 @@ def _randomize_batchnorm(model: nn.Module, input_shape: tuple[int, ...]) -> None
     model.train()
     with torch.no_grad():
         model(torch.randn(4, *input_shape, generator=g))
-        for bn in norms:  # perturb so the stats are not exactly the batch's
+        for bn in norms:  # perturb so the stats are not exactly the calibration batch's
             std = bn.running_var.sqrt()
             bn.running_mean += 0.1 * std * torch.randn(bn.running_mean.shape, generator=g)
             bn.running_var *= torch.empty(bn.running_var.shape).uniform_(0.8, 1.25, generator=g)
+            bn.momentum = 0.1  # back to the default, which the exported node records
     model.eval()
 
 
@@ -223,7 +229,8 @@ def _build_mobilenet_v2(path: Path, dynamic_batch: bool = False) -> Path:
     """Build the seeded MobileNetV2 and export it to `path`."""
     model = MobileNetV2()
     _randomize_batchnorm(model, (3, IMAGE_SIZE, IMAGE_SIZE))
-    return _export(model, torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE), path, dynamic_batch=dynamic_batch)
+    return _export(model, torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE), path, dynamic_batch=dynamic_batch,
+                   keep_batchnorm=True)
 
 
 def mobilenet_v2(directory: str | os.PathLike) -> Path:
@@ -240,7 +247,7 @@ def _build_resnet18(path: Path) -> Path:
     """Build the seeded ResNet-18 and export it to `path`."""
     model = ResNet18()
     _randomize_batchnorm(model, (3, IMAGE_SIZE, IMAGE_SIZE))
-    return _export(model, torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE), path)
+    return _export(model, torch.zeros(1, 3, IMAGE_SIZE, IMAGE_SIZE), path, keep_batchnorm=True)
 
 
 def resnet18(directory: str | os.PathLike) -> Path:

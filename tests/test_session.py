@@ -132,3 +132,20 @@ def test_missing_file_and_bad_bytes(tmp_path):
         clmace.InferenceSession(str(tmp_path / "nope.onnx"))
     with pytest.raises(ModelError, match="not a valid ONNX model"):
         clmace.InferenceSession(b"\x08garbage")
+
+
+def test_noncontiguous_readonly_and_nonfinite_feeds(mlp):
+    """Non-contiguous and read-only arrays work; NaN/Inf pass through as in onnxruntime."""
+    base = rng.standard_normal((4, 8)).astype(np.float32)
+    strided = base[:, ::2]
+    assert not strided.flags.c_contiguous
+    frozen = np.array(strided)
+    frozen.setflags(write=False)
+    weird = np.array([[np.nan, 1, 2, 3], [np.inf, -np.inf, 0, 1]], np.float32)
+    sess = clmace.InferenceSession(mlp)
+    for x in (strided, frozen, weird):
+        (got,) = sess.run(None, {"x": x})
+        (want,) = ort_run(mlp, {"x": np.ascontiguousarray(x)})
+        assert got.shape == want.shape and got.dtype == want.dtype
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, equal_nan=True)
+    assert np.isnan(sess.run(None, {"x": weird})[0][0]).all()

@@ -40,7 +40,8 @@ def _geometry(op: str, x: np.ndarray, kernel_shape: Sequence[int] | None, stride
 
 
 def _lowest(dtype: np.dtype) -> float | int:
-    return -np.inf if dtype.kind == "f" else np.iinfo(dtype).min
+    # The most negative finite value, not -inf: a window lying wholly in padding then gives what ORT gives.
+    return np.finfo(dtype).min if dtype.kind == "f" else np.iinfo(dtype).min
 
 
 def max_pool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,

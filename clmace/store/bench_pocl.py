@@ -1,9 +1,10 @@
 """Measure PoCL start-up: build + first launch of a 9-kernel program, each run in a fresh process.
 
-Usage: python -m clmace.store.bench_pocl [--runs N]. Modes: `cold` (empty POCL_CACHE_DIR, no file),
-`binary` (empty POCL_CACHE_DIR, file with its driver blobs removed), `file` (empty POCL_CACHE_DIR,
-everything restored from our file alone), `pocl-warm` (PoCL's own cache directory left from the
-previous run).
+Usage: python -m clmace.store.bench_pocl [--runs N]. Every mode but `pocl-warm` starts with an empty
+POCL_CACHE_DIR. `cold`: no file. `file-64`: our file, launched with the local size it was saved with
+(the program binary carries that code). Then one process launches with local size 32 and saves, so the
+32 code lands in driver blobs. `binary-32`: that file with its driver blobs removed, local size 32.
+`file-32`: the file as saved, local size 32. `pocl-warm`: PoCL's own cache directory of the cold run.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ SOURCE = "".join(
     f" {{ int i = get_global_id(0); {_BODY[k]} }}\n" for k in KERNELS)
 
 
-def _child(path: str) -> None:
+def _child(path: str, lws: int) -> None:
     """One start: store, context, build, first launch of every kernel; prints timings as JSON."""
     import time
 
@@ -52,7 +53,7 @@ def _child(path: str) -> None:
     buf_a = cl.Buffer(ctx, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR, hostbuf=a)
     buf_c = cl.Buffer(ctx, cl.mem_flags.READ_WRITE, a.nbytes)
     for k in KERNELS:
-        getattr(prg, k)(queue, (4096,), (64,), buf_a, buf_a, buf_c)
+        getattr(prg, k)(queue, (4096,), (lws,), buf_a, buf_a, buf_c)
     queue.finish()
     t3 = time.perf_counter()
     store.save()
@@ -62,9 +63,10 @@ def _child(path: str) -> None:
                       "device": device.name, "platform": device.platform.version}))
 
 
-def _run(path: str, cache: str, pocl_dir: str) -> dict:
+def _run(path: str, cache: str, pocl_dir: str, lws: int = 64) -> dict:
     env = dict(os.environ, CLMACE_CACHE_DIR=cache, POCL_CACHE_DIR=pocl_dir)
-    out = subprocess.run([sys.executable, "-m", "clmace.store.bench_pocl", "--child", path], env=env,
+    cmd = [sys.executable, "-m", "clmace.store.bench_pocl", "--child", path, "--lws", str(lws)]
+    out = subprocess.run(cmd, env=env,
                          capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -74,27 +76,31 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--child")
+    ap.add_argument("--lws", type=int, default=64)
     args = ap.parse_args()
     if args.child:
-        _child(args.child)
+        _child(args.child, args.lws)
         return
     from clmace.store.format import dumps
     from clmace.store.io import read_file
 
-    results: dict[str, list[dict]] = {m: [] for m in ("cold", "binary", "file", "pocl-warm")}
+    modes = ("cold", "file-64", "binary-32", "file-32", "pocl-warm")
+    results: dict[str, list[dict]] = {m: [] for m in modes}
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.runs):
             d = os.path.join(tmp, str(i))
             path, stripped = os.path.join(d, "p.clmace"), os.path.join(d, "nob.clmace")
             results["cold"].append(_run(path, d, os.path.join(d, "pocl-cold")))
+            results["file-64"].append(_run(path, d, os.path.join(d, "pocl-f64")))
+            _run(path, d, os.path.join(d, "pocl-prep32"), lws=32)
             pf = read_file(path)
             for sec in pf.sections.values():
                 for e in sec.entries.values():
                     e.driver_blobs = {}
             with open(stripped, "wb") as f:
                 f.write(dumps(pf))
-            results["binary"].append(_run(stripped, d, os.path.join(d, "pocl-binary")))
-            results["file"].append(_run(path, d, os.path.join(d, "pocl-file")))
+            results["binary-32"].append(_run(stripped, d, os.path.join(d, "pocl-b32"), lws=32))
+            results["file-32"].append(_run(path, d, os.path.join(d, "pocl-f32"), lws=32))
             results["pocl-warm"].append(_run(path, d, os.path.join(d, "pocl-cold")))
     first = results["cold"][0]
     print(f"device: {first['device']} ({first['platform']}); {args.runs} fresh processes per mode, medians")

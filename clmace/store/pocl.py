@@ -3,8 +3,11 @@
 PoCL (3.x) caches each program under `$POCL_CACHE_DIR/<2 letters>/<37 letters>/`: `program.bc`, then per
 kernel `<kernel>/0-0-0/<kernel>.so` (generic work-group function, made when the binary is queried) and
 `<kernel>/<lx>-<ly>-<lz>-goffs0-smallgrid/<kernel>.so` (made at the first launch with that local size).
-The program binary (`poclbin`) embeds program.bc and the 0-0-0 code and names its cache directory in its
-header, but not the per-size code: that is what we capture as driver blobs and restore before a build.
+The program binary (`poclbin`) names that directory in its header and embeds the files the directory held
+when the binary was first queried (PoCL 3.1 then returns the same bytes for the program's lifetime). The
+store queries it at save time, after the warm-up, so it normally carries the per-size code too; what it
+lacks (sizes first launched after that, or in later processes) is captured here as driver blobs and
+restored into the cache directory before a build from the binary.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import struct
 import tempfile
 from dataclasses import dataclass
 
@@ -19,7 +23,7 @@ log = logging.getLogger("clmace.store")
 
 PLATFORM_NAME = "Portable Computing Language"
 POCLBIN_MAGIC = b"poclbin\0"
-# The binary already holds these; capturing them again would only double the file.
+# PoCL rewrites these itself from the binary; capturing them would only double the file.
 _SKIP_NAMES = {"program.bc", "last_accessed"}
 _SKIP_DIRS = {"0-0-0"}
 _HASH_DIR = re.compile(rb"([A-P]{2}/[A-P]{8,64})\0")
@@ -100,6 +104,8 @@ def snapshot(binary: bytes, root: str | None = None) -> dict[str, bytes]:
             if name in _SKIP_NAMES or name.startswith("tempfile"):
                 continue
             full = os.path.join(dirpath, name)
+            if _embedded(binary, os.path.relpath(full, base)):
+                continue
             try:
                 with open(full, "rb") as f:
                     data = f.read()
@@ -111,6 +117,12 @@ def snapshot(binary: bytes, root: str | None = None) -> dict[str, bytes]:
                 return blobs
             blobs[os.path.relpath(full, root).replace(os.sep, "/")] = data
     return blobs
+
+
+def _embedded(binary: bytes, rel: str) -> bool:
+    """True when the poclbin already carries this file (it stores '/<path>' after a u32 length)."""
+    name = ("/" + rel.replace(os.sep, "/")).encode("utf-8")
+    return struct.pack("<I", len(name)) + name in binary
 
 
 def restore(blobs: dict[str, bytes], root: str | None = None) -> int:

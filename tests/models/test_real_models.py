@@ -6,6 +6,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 
 pytest.importorskip("torch", reason="the model fixtures are exported from PyTorch (clmace[models])")
@@ -79,6 +80,13 @@ def assert_close(actual: np.ndarray, expected: np.ndarray) -> None:
 def test_matches_onnxruntime(sessions: Callable[[str], Pair], name: str) -> None:
     """Each model agrees with onnxruntime on a seeded random input."""
     assert_close(*run_both(sessions(name), random_input(STATIC_MODELS[name])))
+
+
+@pytest.mark.parametrize("name", ["mobilenet_v2", "resnet18", "mobilenet_v2_dynamic"])
+def test_fixtures_keep_batchnorm(sessions: Callable[[str], Pair], name: str) -> None:
+    """The seeded CNNs keep their BatchNormalization nodes, so clmace's own BN folding is what gets tested."""
+    graph = onnx.load(str(sessions(name)[2])).graph
+    assert any(node.op_type == "BatchNormalization" for node in graph.node)
 
 
 @pytest.mark.parametrize("photo", ["chelsea", "coffee", "astronaut"])

@@ -1,0 +1,79 @@
+"""Kernel sources (kernels/*.cl) and the one place programs are built, deduplicated per runtime."""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+log = logging.getLogger("clmace.opencl")
+
+COMMON = "common.cl"  # macros every program starts with (storage type, activations)
+# Options every program gets: the kernels are written for IEEE float math (1e-4 against onnxruntime).
+BASE_OPTIONS = ("-cl-mad-enable",)
+
+
+@lru_cache(maxsize=None)
+def kernel_source(file: str) -> str:
+    """The full source of one kernel file, with the common header in front."""
+    folder = resources.files("clmace.runtime.opencl") / "kernels"
+    common = (folder / COMMON).read_text(encoding="utf-8")
+    return common + "\n" + (folder / file).read_text(encoding="utf-8")
+
+
+def define_options(defines: dict[str, Any]) -> list[str]:
+    """Sorted -D options from a mapping (values None mean a bare -DNAME)."""
+    opts = []
+    for key in sorted(defines):
+        value = defines[key]
+        opts.append(f"-D{key}" if value is None else f"-D{key}={value}")
+    return opts
+
+
+class ProgramBuilder:
+    """Builds each distinct (kernel file, options) program once, through the program store when given."""
+
+    def __init__(self, context: Any, device: Any, program_store: Any = None) -> None:
+        self.context, self.device, self.store = context, device, program_store
+        self._programs: dict[tuple[str, tuple[str, ...]], Any] = {}
+        self.build_seconds = 0.0
+
+    def program(self, file: str, defines: dict[str, Any]) -> Any:
+        """The built program for this kernel file and -D set."""
+        options = list(BASE_OPTIONS) + define_options(defines)
+        key = (file, tuple(options))
+        prog = self._programs.get(key)
+        if prog is None:
+            start = time.perf_counter()
+            prog = build_program(self.context, self.device, file, kernel_source(file), options, self.store)
+            self.build_seconds += time.perf_counter() - start
+            self._programs[key] = prog
+        return prog
+
+    def kernel(self, file: str, name: str, defines: dict[str, Any]) -> Any:
+        """A fresh kernel object (its arguments are bound once, by the caller)."""
+        import pyopencl as cl
+
+        return cl.Kernel(self.program(file, defines), name)
+
+    @property
+    def count(self) -> int:
+        """Number of distinct programs built."""
+        return len(self._programs)
+
+    def keys(self) -> list[str]:
+        """Readable 'file options' keys of the programs built."""
+        return [f"{file} {' '.join(opts)}" for file, opts in self._programs]
+
+
+def build_program(context: Any, device: Any, name: str, source: str, options: list[str],
+                  program_store: Any = None) -> Any:
+    """Build one program: through program_store.build when a store is given, else from source."""
+    if program_store is not None:
+        return program_store.build(context, device, name, source, list(options))
+    import pyopencl as cl
+
+    log.debug("building %s %s", name, " ".join(options))
+    return cl.Program(context, source).build(options=list(options), devices=[device])
