@@ -150,6 +150,9 @@ def onnx_to_ir(proto: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]
     for i, n in enumerate(g.node):
         name = n.name or f"{n.op_type}_{i}"
         attrs = {a.name: decode_attribute(a, name) for a in n.attribute}
+        if n.op_type == "Split" and "split" not in attrs and "num_outputs" not in attrs \
+                and (len(n.input) < 2 or not n.input[1]):
+            attrs["num_outputs"] = len(n.output)  # before opset 18 the output count implies equal parts
         nodes.append(Node(name, n.op_type, list(n.input), list(n.output), attrs, n.domain))
     meta = {p.key: p.value for p in proto.metadata_props}
     meta.update(producer_name=proto.producer_name, producer_version=proto.producer_version,

@@ -20,7 +20,12 @@ CAST_TYPES = frozenset(
 )
 _CAST_DTYPES = frozenset(helper.tensor_dtype_to_np_dtype(t) for t in CAST_TYPES)
 # np.frompyfunc keeps the exact libm erf; NumPy itself has none.
-_ERF = np.frompyfunc(math.erf, 1, 1)
+_ERF_UFUNC = np.frompyfunc(math.erf, 1, 1)
+
+
+def _erf64(x: np.ndarray) -> np.ndarray:
+    """erf in float64 (np.asarray: frompyfunc returns a bare float for 0-d input)."""
+    return np.asarray(_ERF_UFUNC(x.astype(np.float64)), dtype=np.float64)
 
 
 def abs_(x: np.ndarray) -> np.ndarray:
@@ -79,7 +84,7 @@ def sqrt(x: np.ndarray) -> np.ndarray:
 
 def erf(x: np.ndarray) -> np.ndarray:
     """Gauss error function, computed in float64."""
-    return _ERF(x.astype(np.float64)).astype(x.dtype)
+    return _erf64(x).astype(x.dtype)
 
 
 def sin(x: np.ndarray) -> np.ndarray:
@@ -219,7 +224,7 @@ def gelu(x: np.ndarray, *, approximate: str = "none") -> np.ndarray:
     if approximate == "tanh":
         out = 0.5 * x64 * (1 + np.tanh(math.sqrt(2 / math.pi) * (x64 + 0.044715 * x64**3)))
     elif approximate == "none":
-        out = 0.5 * x64 * (1 + _ERF(x64 / math.sqrt(2)).astype(np.float64))
+        out = 0.5 * x64 * (1 + _erf64(x64 / math.sqrt(2)))
     else:
         raise ModelError(f"Gelu: attribute approximate must be 'none' or 'tanh', got {approximate!r}")
     return out.astype(x.dtype)

@@ -52,39 +52,40 @@ def max_pool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     kernel, strides, dilations, begin, end, out = _geometry(
         "MaxPool", x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
     xp = pad_spatial(x, begin, end, _lowest(x.dtype))
-    y = None
-    best_tap = np.zeros(x.shape[:2] + tuple(out), np.int64)
     taps_all = list(itertools.product(*(range(k) for k in kernel)))
-    for t, taps in enumerate(taps_all):
+    y = xp[tap_slices(taps_all[0], strides, dilations, out)].copy()
+    tap_type = np.int16 if len(taps_all) < 2**15 else np.int64
+    best_tap = np.zeros(y.shape, tap_type)
+    better, scratch = np.empty(y.shape, bool), np.empty(y.shape, tap_type)
+    for t, taps in enumerate(taps_all[1:], 1):
         view = xp[tap_slices(taps, strides, dilations, out)]
-        if y is None:
-            y = view.copy()
-            continue
-        # Strictly greater keeps the first maximum, as ORT does for ties.
-        better = view > y
-        np.copyto(y, view, where=better)
-        best_tap[better] = t
+        # Strictly greater keeps the first maximum, as ORT does for ties. Taps come in increasing order,
+        # so max(best, better * t) records the newest winner without a slow masked write.
+        np.greater(view, y, out=better)
+        np.maximum(y, view, out=y)
+        np.multiply(better, tap_type(t), out=scratch)
+        np.maximum(best_tap, scratch, out=best_tap)
     return y, _indices(x.shape, best_tap, taps_all, strides, dilations, begin, storage_order)
 
 
 def _indices(shape: tuple[int, ...], best_tap: np.ndarray, taps_all: list[tuple[int, ...]],
              strides: list[int], dilations: list[int], begin: list[int], storage_order: int) -> np.ndarray:
-    """Flat input offsets of the winning taps."""
-    rank = len(strides)
-    taps_arr = np.array(taps_all, np.int64).reshape(len(taps_all), rank)
-    spatial = shape[2:]
-    n, c = shape[:2]
-    flat = (np.arange(n).reshape(n, 1, *(1,) * rank) * c + np.arange(c).reshape(1, c, *(1,) * rank))
-    flat = flat * int(np.prod(spatial))
-    # Row-major by default; storage_order=1 numbers the spatial pixels column-major.
-    order = range(rank - 1, -1, -1) if storage_order else range(rank)
-    inner = 0
-    for axis in order:
+    """Flat input offsets of the winning taps: (n, c) plane + window origin + the tap's offset in it."""
+    spatial, rank = shape[2:], len(strides)
+    # Element strides of the spatial axes: row-major, or column-major when storage_order=1.
+    axis_step = [int(np.prod(spatial[i + 1:])) for i in range(rank)]
+    if storage_order:
+        axis_step = [int(np.prod(spatial[:i])) for i in range(rank)]
+    tap_offset = np.array([sum(t * d * st for t, d, st in zip(taps, dilations, axis_step, strict=True))
+                           for taps in taps_all], np.int64)
+    origin = np.zeros((1, 1) + (1,) * rank, np.int64)
+    for axis in range(rank):
         o = best_tap.shape[2 + axis]
-        pos = np.arange(o).reshape((1, 1) + tuple(o if i == axis else 1 for i in range(rank)))
-        coord = pos * strides[axis] + taps_arr[:, axis][best_tap] * dilations[axis] - begin[axis]
-        inner = inner * spatial[axis] + coord
-    return (flat + inner).astype(np.int64)
+        starts = (np.arange(o) * strides[axis] - begin[axis]) * axis_step[axis]
+        origin = origin + starts.reshape((1, 1) + tuple(o if i == axis else 1 for i in range(rank)))
+    n, c = shape[:2]
+    plane = (np.arange(n * c, dtype=np.int64) * int(np.prod(spatial))).reshape(n, c, *(1,) * rank)
+    return plane + origin + np.take(tap_offset, best_tap)
 
 
 def _window_counts(size: int, b: int, e: int, grown_e: int, k: int, s: int, d: int, o: int,

@@ -173,7 +173,7 @@ def eye_like(input: np.ndarray, *, dtype: int | None = None, k: int = 0) -> np.n
 
 
 OPS = {
-    "Reshape": reshape,
+    "Reshape": {5: reshape},  # opset 1 took shape as an attribute, with consumed_inputs
     "Flatten": flatten,
     "Squeeze": squeeze,
     "Unsqueeze": unsqueeze,
@@ -183,7 +183,7 @@ OPS = {
     "Range": range_,
     "Constant": constant,
     "Identity": identity,
-    "Dropout": dropout,
+    "Dropout": {6: dropout},
     "Expand": expand,
     "Tile": {6: tile},
     "EyeLike": eye_like,

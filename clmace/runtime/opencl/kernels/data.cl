@@ -1,0 +1,70 @@
+// Data movement, by element size only: ELT is uchar / ushort / uint / ulong, so one program serves
+// every dtype of that width (half and float storage included).
+#ifndef ELT
+#define ELT uint
+#endif
+#ifndef IDX
+#define IDX long
+#endif
+
+// Strided copy over up to 6 dims: y[doff + sum(c_d * ds_d)] = x[soff + sum(c_d * ss_d)] for every index c
+// of dims. meta = dims[6], source strides[6], source offset, destination strides[6], destination offset.
+// Covers Transpose, Slice, Expand, Split, Concat (one launch per input) and plain copies.
+__kernel void copy_nd(__global const ELT* restrict x, __global ELT* restrict y,
+                      __global const int* restrict meta, int n)
+{
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  int rem = i, s = meta[12], d = meta[19];
+  for (int k = 5; k >= 0; k--) {
+    const int c = rem % meta[k];
+    rem /= meta[k];
+    s += c * meta[6 + k];
+    d += c * meta[13 + k];
+  }
+  y[d] = x[s];
+}
+
+// y[i] = map[i] >= 0 ? x[map[i]] : fill, with the map made at plan time by running the reference op on
+// element indices (Pad in any mode, Tile, DepthToSpace, SpaceToDepth, Trilu, ...).
+__kernel void index_map(__global const ELT* restrict x, __global ELT* restrict y,
+                        __global const int* restrict map, ELT fill, int n)
+{
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  const int j = map[i];
+  y[i] = j >= 0 ? x[j] : fill;
+}
+
+// Gather along one axis: data viewed as [outer][axis][inner], indices [nidx] (negative counts from the
+// end), y as [outer][nidx][inner].
+__kernel void gather(__global const ELT* restrict x, __global const IDX* restrict idx,
+                     __global ELT* restrict y, int axis_dim, int nidx, int inner, int n)
+{
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  const int in = i % inner;
+  const int j = (i / inner) % nidx;
+  const int o = i / (inner * nidx);
+  long k = idx[j];
+  if (k < 0) k += axis_dim;
+  y[i] = x[((size_t)o * axis_dim + (size_t)k) * inner + in];
+}
+
+// Where(cond, a, b) broadcast over up to 6 dims: meta = out dims[6], strides of cond, a, b [6 each].
+__kernel void where(__global const uchar* restrict cond, __global const ELT* restrict a,
+                    __global const ELT* restrict b, __global ELT* restrict y,
+                    __global const int* restrict meta, int n)
+{
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  int rem = i, ic = 0, ia = 0, ib = 0;
+  for (int k = 5; k >= 0; k--) {
+    const int c = rem % meta[k];
+    rem /= meta[k];
+    ic += c * meta[6 + k];
+    ia += c * meta[12 + k];
+    ib += c * meta[18 + k];
+  }
+  y[i] = cond[ic] ? a[ia] : b[ib];
+}

@@ -1,0 +1,195 @@
+// Element-wise unary and broadcasting binary ops; the op is chosen by -DOP_<NAME>.
+// T/F: storage/compute type (float via common.cl, or -DT=int -DF=int ...); OUT_T: output storage type
+// when it differs (-DBOOL_OUT for comparisons and IsNaN/IsInf).
+
+#ifdef BOOL_OUT
+#define OUT_T uchar
+#define STORE(p, i, v) ((p)[i] = (uchar)((v) ? 1 : 0))
+#else
+#define OUT_T T
+#define STORE(p, i, v) ST(p, i, v)
+#endif
+
+inline float erf_f(float x) { return erf(x); }
+
+#if defined(OP_ABS)
+#define UNARY(x) ((x) < 0 ? -(x) : (x))
+#elif defined(OP_NEG)
+#define UNARY(x) (-(x))
+#elif defined(OP_RECIPROCAL)
+#define UNARY(x) (1.0f / (x))
+#elif defined(OP_FLOOR)
+#define UNARY(x) floor(x)
+#elif defined(OP_CEIL)
+#define UNARY(x) ceil(x)
+#elif defined(OP_ROUND)
+#define UNARY(x) rint(x)
+#elif defined(OP_SIGN)
+#define UNARY(x) ((F)(((x) > 0) - ((x) < 0)))
+#elif defined(OP_EXP)
+#define UNARY(x) exp(x)
+#elif defined(OP_LOG)
+#define UNARY(x) log(x)
+#elif defined(OP_SQRT)
+#define UNARY(x) sqrt(x)
+#elif defined(OP_ERF)
+#define UNARY(x) erf_f(x)
+#elif defined(OP_SIN)
+#define UNARY(x) sin(x)
+#elif defined(OP_COS)
+#define UNARY(x) cos(x)
+#elif defined(OP_TAN)
+#define UNARY(x) tan(x)
+#elif defined(OP_ASIN)
+#define UNARY(x) asin(x)
+#elif defined(OP_ACOS)
+#define UNARY(x) acos(x)
+#elif defined(OP_ATAN)
+#define UNARY(x) atan(x)
+#elif defined(OP_SINH)
+#define UNARY(x) sinh(x)
+#elif defined(OP_COSH)
+#define UNARY(x) cosh(x)
+#elif defined(OP_ASINH)
+#define UNARY(x) asinh(x)
+#elif defined(OP_ACOSH)
+#define UNARY(x) acosh(x)
+#elif defined(OP_ATANH)
+#define UNARY(x) atanh(x)
+#elif defined(OP_RELU)
+#define UNARY(x) ((x) > 0 ? (x) : (F)0)
+#elif defined(OP_LEAKY_RELU)
+#define UNARY(x) ((x) >= 0 ? (x) : (x) * p0)
+#elif defined(OP_SIGMOID)
+#define UNARY(x) (1.0f / (1.0f + exp(-(x))))
+#elif defined(OP_HARD_SIGMOID)
+#define UNARY(x) clamp(p0 * (x) + p1, 0.0f, 1.0f)
+#elif defined(OP_HARD_SWISH)
+#define UNARY(x) ((x) * clamp((x) * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f))
+#elif defined(OP_SWISH)
+#define UNARY(x) ((x) / (1.0f + exp(-p0 * (x))))
+#elif defined(OP_TANH)
+#define UNARY(x) tanh(x)
+#elif defined(OP_GELU)
+#define UNARY(x) (0.5f * (x) * (1.0f + erf_f((x) * 0.70710678118654752f)))
+#elif defined(OP_GELU_TANH)
+#define UNARY(x) (0.5f * (x) * (1.0f + tanh(0.7978845608028654f * ((x) + 0.044715f * (x) * (x) * (x)))))
+#elif defined(OP_ELU)
+#define UNARY(x) ((x) >= 0 ? (x) : p0 * (exp(x) - 1.0f))
+#elif defined(OP_SELU)
+#define UNARY(x) (p1 * ((x) > 0 ? (x) : p0 * (exp(x) - 1.0f)))
+#elif defined(OP_CELU)
+#define UNARY(x) (fmax((x), 0.0f) + fmin(0.0f, p0 * (exp((x) / p0) - 1.0f)))
+#elif defined(OP_SOFTPLUS)
+#define UNARY(x) ((x) > 20.0f ? (x) : log1p(exp(x)))
+#elif defined(OP_SOFTSIGN)
+#define UNARY(x) ((x) / (1.0f + fabs(x)))
+#elif defined(OP_MISH)
+#define UNARY(x) ((x) * tanh((x) > 20.0f ? (x) : log1p(exp(x))))
+#elif defined(OP_THRESHOLDED_RELU)
+#define UNARY(x) ((x) > p0 ? (x) : 0.0f)
+#elif defined(OP_CLIP)
+#define UNARY(x) ((x) < p0 ? p0 : ((x) > p1 ? p1 : (x)))
+#elif defined(OP_ISNAN)
+#define UNARY(x) isnan(x)
+#elif defined(OP_ISINF)
+#define UNARY(x) (isinf(x) && ((x) > 0 ? p1 != 0.0f : p0 != 0.0f))
+#elif defined(OP_NOT)
+#define UNARY(x) (!(x))
+#elif defined(OP_COPY)
+#define UNARY(x) (x)
+#endif
+
+#if defined(OP_ADD) || defined(OP_SUM)
+#define BINARY(a, b) ((a) + (b))
+#elif defined(OP_SUB)
+#define BINARY(a, b) ((a) - (b))
+#elif defined(OP_MUL)
+#define BINARY(a, b) ((a) * (b))
+#elif defined(OP_DIV)
+#define BINARY(a, b) ((a) / (b))
+#elif defined(OP_MEAN)
+#define BINARY(a, b) (((a) + (b)) * 0.5f)
+#elif defined(OP_POW)
+#define BINARY(a, b) pow((a), (b))
+#elif defined(OP_MAX)
+#define BINARY(a, b) ((a) != (a) ? (a) : (b) != (b) ? (b) : (a) > (b) ? (a) : (b))
+#elif defined(OP_MIN)
+#define BINARY(a, b) ((a) != (a) ? (a) : (b) != (b) ? (b) : (a) < (b) ? (a) : (b))
+#elif defined(OP_PRELU)
+#define BINARY(a, b) ((a) < 0 ? (a) * (b) : (a))
+#elif defined(OP_FMOD)
+#define BINARY(a, b) fmod((a), (b))
+#elif defined(OP_MOD_FLOAT)
+#define BINARY(a, b) mod_float((a), (b))
+#elif defined(OP_MOD_INT)
+#define BINARY(a, b) mod_int((a), (b))
+#elif defined(OP_EQUAL)
+#define BINARY(a, b) ((a) == (b))
+#elif defined(OP_LESS)
+#define BINARY(a, b) ((a) < (b))
+#elif defined(OP_GREATER)
+#define BINARY(a, b) ((a) > (b))
+#elif defined(OP_LESS_OR_EQUAL)
+#define BINARY(a, b) ((a) <= (b))
+#elif defined(OP_GREATER_OR_EQUAL)
+#define BINARY(a, b) ((a) >= (b))
+#elif defined(OP_AND)
+#define BINARY(a, b) ((a) && (b))
+#elif defined(OP_OR)
+#define BINARY(a, b) ((a) || (b))
+#elif defined(OP_XOR)
+#define BINARY(a, b) (((a) != 0) != ((b) != 0))
+#endif
+
+#ifdef OP_MOD_FLOAT
+inline float mod_float(float a, float b) {
+  float r = fmod(a, b);
+  return (r != 0.0f && ((r < 0.0f) != (b < 0.0f))) ? r + b : r;
+}
+#endif
+#ifdef OP_MOD_INT
+inline F mod_int(F a, F b) {
+  F r = a % b;
+  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+}
+#endif
+
+#ifdef UNARY
+__kernel void unary(__global const T* restrict x, __global OUT_T* restrict y, int n, float p0, float p1)
+{
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  const F v = LD(x, i);
+  STORE(y, i, UNARY(v));
+}
+#endif
+
+#ifdef BINARY
+// Same-shape operands (or one of them a single element: its stride is 0).
+__kernel void binary_flat(__global const T* restrict a, __global const T* restrict b,
+                          __global OUT_T* restrict y, int n, int sa, int sb)
+{
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  const F va = LD(a, i * sa), vb = LD(b, i * sb);
+  STORE(y, i, BINARY(va, vb));
+}
+
+// General broadcast over up to 6 dims: meta = out dims[6], a strides[6], b strides[6].
+__kernel void binary(__global const T* restrict a, __global const T* restrict b,
+                     __global OUT_T* restrict y, __global const int* restrict meta, int n)
+{
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  int rem = i, ia = 0, ib = 0;
+  for (int d = 5; d >= 0; d--) {
+    const int c = rem % meta[d];
+    rem /= meta[d];
+    ia += c * meta[6 + d];
+    ib += c * meta[12 + d];
+  }
+  const F va = LD(a, ia), vb = LD(b, ib);
+  STORE(y, i, BINARY(va, vb));
+}
+#endif

@@ -1,0 +1,137 @@
+"""Conv and ConvTranspose lowered to kernels/conv.cl, with weights packed once at plan time."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clmace.ir import Node
+from clmace.ops.conv import window_pads
+from clmace.runtime.opencl.plan import Launch, NotLowerable, Plan
+
+FILE = "conv.cl"
+ACT_CODES = {None: 0, "": 0, "Relu": 1, "LeakyRelu": 2, "Sigmoid": 3, "HardSigmoid": 4, "HardSwish": 5,
+             "Swish": 6, "Clip": 7, "Tanh": 8}
+
+
+def activation_args(name: str | None, params: tuple[float, ...] | list[float] = ()) -> tuple[int, float, float]:
+    """(ACT code, p0, p1) of a fused activation; infinite Clip bounds become float32 limits."""
+    if name not in ACT_CODES:
+        raise NotLowerable(f"fused activation {name!r} has no kernel")
+    p = [float(np.clip(v, -3.4e38, 3.4e38)) for v in params] + [0.0, 0.0]
+    if name == "LeakyRelu" and not params:
+        p[0] = 0.01
+    if name == "HardSigmoid" and not params:
+        p[0], p[1] = 0.2, 0.5
+    if name == "Clip" and not params:
+        p[0], p[1] = -3.4e38, 3.4e38
+    return ACT_CODES[name], p[0], p[1]
+
+
+def _float_check(p: Plan, node: Node, names: list[str]) -> None:
+    for name in names:
+        if name and p.dtype(name) not in (np.float32, np.float16):
+            raise NotLowerable(f"{node.op_type} on {p.dtype(name)} tensors has no kernel")
+
+
+def _pack_blocks(w: np.ndarray, groups: int, cb: int) -> np.ndarray:
+    """[G*cout][cin][k...] -> [G][ncb][cin][k...][cb] with zero rows padding cout up to ncb*cb."""
+    cout = w.shape[0] // groups
+    ncb = -(-cout // cb)
+    wg = w.reshape(groups, cout, *w.shape[1:])
+    padded = np.zeros((groups, ncb * cb, *w.shape[1:]), np.float32)
+    padded[:, :cout] = wg
+    blocks = padded.reshape(groups, ncb, cb, *w.shape[1:])
+    return np.ascontiguousarray(np.moveaxis(blocks, 2, -1))
+
+
+def _pack_bias(b: np.ndarray, groups: int, cout: int, cb: int) -> np.ndarray:
+    ncb = -(-cout // cb)
+    out = np.zeros((groups, ncb * cb), np.float32)
+    out[:, :cout] = b.reshape(groups, cout)
+    return out
+
+
+def lower_conv(node: Node, p: Plan) -> list[Launch]:
+    """Conv (2-D): 1x1 stride-1 GEMM kernel, depthwise kernel, or the general direct kernel."""
+    x, y = node.inputs[0], node.outputs[0]
+    w = p.const(node.inputs[1])
+    if w is None or len(p.shape(x)) != 4:
+        raise NotLowerable("Conv needs a constant weight and a 2-D (NCHW) input")
+    _float_check(p, node, [x, y])
+    bias_name = node.inputs[2] if len(node.inputs) > 2 else ""
+    bias = p.const(bias_name) if bias_name else np.zeros(w.shape[0], np.float32)
+    if bias is None:
+        raise NotLowerable("Conv bias computed at run time")
+    n, c, h, wd = p.shape(x)
+    _, cout_all, oh, ow = p.shape(y)
+    groups = int(node.attrs.get("group", 1))
+    kh, kw = w.shape[2:]
+    strides = [int(s) for s in node.attrs.get("strides", [1, 1])]
+    dil = [int(d) for d in node.attrs.get("dilations", [1, 1])]
+    begin, _ = window_pads("Conv", (h, wd), (kh, kw), strides, dil, node.attrs.get("pads"),
+                           node.attrs.get("auto_pad", "NOTSET"))
+    act, p0, p1 = activation_args(node.attrs.get("activation"), node.attrs.get("activation_params", ()))
+    post, q0, q1 = activation_args(*node.attrs.get("_post_activation", (None, ())))
+    res_name = node.attrs.get("_residual", "")
+    res = p.buf(res_name) if res_name else p.buf(x)
+    has_res = 1 if res_name else 0
+    defines = {**p.float_defines(x), "ACT": act, "ACT2": post}
+    w32 = w.astype(np.float32)
+    tail = (has_res, p0, p1, q0, q1)
+    if kh == kw == 1 and strides == [1, 1] and begin == [0, 0] and oh == h and ow == wd:
+        cin, cout = c // groups, cout_all // groups
+        cb = 16 if cout >= 16 else 8
+        k = p.kernel(FILE, "conv1x1", {**defines, "CB": cb})
+        wb = p.upload(_pack_blocks(w32.reshape(groups * cout, cin), groups, cb), like=x)
+        bb = p.upload(_pack_bias(bias.astype(np.float32), groups, cout, cb), like=x)
+        args = [p.buf(x), wb, bb, res, p.buf(y), cin, cout, h * wd, groups, *tail]
+        return p.launch(node, k, args, (-(-h * wd // 16), -(-cout // cb), n * groups))
+    if groups == c and groups > 1 and cout_all % c == 0:
+        k = p.kernel(FILE, "conv_dw", {**defines, "KH": kh, "KW": kw, "SH": strides[0], "SW": strides[1]})
+        wb = p.upload(w32.reshape(cout_all, kh * kw), like=x)
+        bb = p.upload(bias.astype(np.float32), like=x)
+        args = [p.buf(x), wb, bb, res, p.buf(y), c, h, wd, oh, ow, cout_all // c, begin[0], begin[1],
+                dil[0], dil[1], *tail]
+        return p.launch(node, k, args, (oh, n * cout_all))
+    cin, cout = c // groups, cout_all // groups
+    k = p.kernel(FILE, "conv_general", defines)
+    wb = p.upload(_pack_blocks(w32, groups, 8), like=x)
+    bb = p.upload(_pack_bias(bias.astype(np.float32), groups, cout, 8), like=x)
+    args = [p.buf(x), wb, bb, res, p.buf(y), cin, cout, h, wd, oh, ow, kh, kw, strides[0], strides[1],
+            dil[0], dil[1], begin[0], begin[1], groups, *tail]
+    return p.launch(node, k, args, (-(-ow // 8), oh, n * groups * -(-cout // 8)))
+
+
+def lower_conv_transpose(node: Node, p: Plan) -> list[Launch]:
+    """ConvTranspose (2-D) as a gather over the inputs reaching each output pixel."""
+    from clmace.ops.conv import _transpose_pads
+
+    x, y = node.inputs[0], node.outputs[0]
+    w = p.const(node.inputs[1])
+    if w is None or len(p.shape(x)) != 4:
+        raise NotLowerable("ConvTranspose needs a constant weight and a 2-D (NCHW) input")
+    _float_check(p, node, [x, y])
+    bias_name = node.inputs[2] if len(node.inputs) > 2 else ""
+    groups = int(node.attrs.get("group", 1))
+    cout = w.shape[1]
+    bias = p.const(bias_name) if bias_name else np.zeros(cout * groups, np.float32)
+    if bias is None:
+        raise NotLowerable("ConvTranspose bias computed at run time")
+    n, c, h, wd = p.shape(x)
+    _, _, oh, ow = p.shape(y)
+    kh, kw = w.shape[2:]
+    strides = [int(s) for s in node.attrs.get("strides", [1, 1])]
+    dil = [int(d) for d in node.attrs.get("dilations", [1, 1])]
+    out_pad = [int(v) for v in node.attrs.get("output_padding", [0, 0])]
+    begin, _ = _transpose_pads("ConvTranspose", np.empty((1, 1, h, wd), np.uint8), (kh, kw), strides, dil,
+                               out_pad, node.attrs.get("output_shape"), node.attrs.get("pads"),
+                               node.attrs.get("auto_pad", "NOTSET"))
+    act, p0, p1 = activation_args(node.attrs.get("activation"), node.attrs.get("activation_params", ()))
+    k = p.kernel(FILE, "conv_transpose", {**p.float_defines(x), "ACT": act})
+    args = [p.buf(x), p.upload(w.astype(np.float32), like=x), p.upload(bias.astype(np.float32), like=x), p.buf(y),
+            c // groups, cout, h, wd, oh, ow, kh, kw, strides[0], strides[1], dil[0], dil[1], begin[0],
+            begin[1], groups, p0, p1]
+    return p.launch(node, k, args, (ow, oh, n * groups * cout), (1, 1, 1) if not p.is_gpu else (16, 4, 1))
+
+
+LOWER = {"Conv": lower_conv, "ConvTranspose": lower_conv_transpose}

@@ -1,0 +1,239 @@
+"""The execution plan: storage for every tensor decided once, kernels built and their arguments bound."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from clmace.ir import Graph, Node
+from clmace.runtime.opencl.fusion import fuse_for_opencl
+from clmace.runtime.opencl.memory import SLACK, Block, align, live_peak, plan_arena
+from clmace.runtime.opencl.programs import ProgramBuilder
+
+log = logging.getLogger("clmace.opencl")
+
+# Ops whose output is the input's bytes under another shape: no copy, no launch.
+VIEW_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout")
+
+
+class NotLowerable(Exception):
+    """Raised by a lowering when this node (op, attributes, dtypes) has no OpenCL kernel."""
+
+
+@dataclass
+class Launch:
+    """One prebuilt kernel launch with its arguments already bound."""
+
+    node: str
+    kernel: Any
+    gws: tuple[int, ...]
+    lws: tuple[int, ...] | None
+
+    def enqueue(self, queue: Any) -> Any:
+        """Enqueue the launch; return its event."""
+        import pyopencl as cl
+
+        return cl.enqueue_nd_range_kernel(queue, self.kernel, self.gws, self.lws)
+
+
+@dataclass
+class HostStep:
+    """A node run by its NumPy implementation: device inputs copied to the host and the result back."""
+
+    node: Node
+    fn: Callable[..., Any]
+
+
+Lowering = Callable[[Node, "Plan"], list[Launch]]
+
+
+def _is_view(node: Node) -> bool:
+    if node.op_type not in VIEW_OPS or node.domain not in ("", "ai.onnx"):
+        return False
+    if node.op_type == "Dropout":
+        return not (len(node.inputs) > 2 and node.inputs[2]) and len([o for o in node.outputs if o]) == 1
+    return True
+
+
+class Plan:
+    """Builds storage, views, launches and host steps for one graph with static shapes."""
+
+    def __init__(self, graph: Graph, context: Any, queue: Any, device: Any, builder: ProgramBuilder,
+                 lowerings: dict[str, Lowering], half: bool) -> None:
+        self.graph, self.context, self.queue, self.device = graph, context, queue, device
+        self.builder, self.half = builder, half
+        self.is_gpu = bool(device.type & 4)  # CL_DEVICE_TYPE_GPU
+        self.nodes, self.fused = fuse_for_opencl(graph)
+        self.consts: dict[str, np.ndarray] = dict(graph.initializers)
+        self.alias: dict[str, str] = {}
+        self.weight_bytes = 0
+        self._const_bufs: dict[str, Any] = {}
+        self._views()
+        self._allocate()
+        self.steps: list[Launch | HostStep] = []
+        self.devices: dict[str, str] = {}
+        self._lower(lowerings)
+
+    # --- tensors -------------------------------------------------------------------------------
+    def root(self, name: str) -> str:
+        """The value whose storage name lives in (itself unless it is a view)."""
+        while name in self.alias:
+            name = self.alias[name]
+        return name
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """Static shape of a value or constant."""
+        if name in self.consts:
+            return tuple(self.consts[name].shape)
+        return tuple(int(d) for d in self.graph.values[name].shape)  # type: ignore[union-attr]
+
+    def dtype(self, name: str) -> np.dtype:
+        """The graph's element type of a value."""
+        if name in self.consts:
+            return self.consts[name].dtype
+        return np.dtype(self.graph.values[name].dtype)
+
+    def stored(self, name_or_dtype: str | np.dtype) -> np.dtype:
+        """Element type in device memory: float32 becomes float16 at fp16 precision."""
+        dt = self.dtype(name_or_dtype) if isinstance(name_or_dtype, str) else np.dtype(name_or_dtype)
+        return np.dtype(np.float16) if self.half and dt == np.float32 else dt
+
+    def const(self, name: str) -> np.ndarray | None:
+        """The constant value of name, or None when it is computed at run time."""
+        return self.consts.get(name) if name else None
+
+    def float_defines(self, name: str) -> dict[str, Any]:
+        """-D options for kernels whose float tensors are stored like value name."""
+        return {"HALF": None} if self.stored(name) == np.float16 else {}
+
+    def _nbytes(self, name: str) -> int:
+        return int(np.prod(self.shape(name), dtype=np.int64)) * self.stored(name).itemsize
+
+    # --- storage -------------------------------------------------------------------------------
+    def _views(self) -> None:
+        """Record view outputs as aliases (of a value, or of a constant reshaped on the host)."""
+        for node in self.nodes:
+            if not _is_view(node):
+                continue
+            src, dst = node.inputs[0], node.outputs[0]
+            if src in self.consts:
+                self.consts[dst] = self.consts[src].reshape(self.shape(dst))
+            else:
+                self.alias[dst] = src
+
+    def _allocate(self) -> None:
+        """Lifetimes of every stored value and one arena holding them all."""
+        import pyopencl as cl
+
+        first: dict[str, int] = {}
+        last: dict[str, int] = {}
+        for v in self.graph.inputs:
+            if v.name not in self.consts:
+                first[v.name] = last[v.name] = 0
+        for step, node in enumerate(self.nodes):
+            reads = [i for i in node.inputs if i] + [node.attrs.get("_residual", "")]
+            for name in reads:
+                if name and name not in self.consts:
+                    r = self.root(name)
+                    last[r] = max(last.get(r, step), step)
+            for name in node.outputs:
+                if name and name not in self.consts and name not in self.alias:
+                    first.setdefault(name, step)
+                    last[name] = max(last.get(name, step), step)
+        for name in self.graph.output_names():
+            if name not in self.consts:
+                last[self.root(name)] = len(self.nodes)
+        self.blocks = [Block(name, self._nbytes(name), first[name], last[name]) for name in first]
+        base_align = max(int(self.device.mem_base_addr_align) // 8, 64)
+        self.arena_bytes = plan_arena(self.blocks, base_align)
+        self.live_bytes = live_peak(self.blocks)
+        self.arena = cl.Buffer(self.context, cl.mem_flags.READ_WRITE, max(self.arena_bytes, base_align))
+        self._bufs = {}
+        for b in self.blocks:
+            self._bufs[b.name] = self.arena.get_sub_region(b.offset, align(b.size + SLACK, base_align))
+        log.debug("arena %d bytes for %d tensors (live peak %d)", self.arena_bytes, len(self.blocks),
+                  self.live_bytes)
+
+    def buf(self, name: str) -> Any:
+        """Device buffer of a value (constants are uploaded on first use)."""
+        if name in self.consts:
+            if name not in self._const_bufs:
+                self._const_bufs[name] = self.upload(self.consts[name])
+            return self._const_bufs[name]
+        return self._bufs[self.root(name)]
+
+    def upload(self, array: np.ndarray, like: str = "", count: bool = True) -> Any:
+        """A read-only device copy of array, in the storage type of value `like` (or its own), with slack."""
+        import pyopencl as cl
+
+        dtype = self.stored(like) if like and array.dtype.kind == "f" else self.stored(array.dtype)
+        arr = np.ascontiguousarray(array, dtype=dtype)
+        raw = np.zeros(arr.nbytes + SLACK, np.uint8)
+        raw[:arr.nbytes] = arr.reshape(-1).view(np.uint8)
+        if count:
+            self.weight_bytes += arr.nbytes
+        return cl.Buffer(self.context, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR, hostbuf=raw)
+
+    def ints(self, values: Sequence[int]) -> Any:
+        """A small device array of int32 launch parameters (shapes, strides)."""
+        return self.upload(np.asarray(list(values) or [0], dtype=np.int32), count=False)
+
+    # --- launches ------------------------------------------------------------------------------
+    def kernel(self, file: str, name: str, defines: dict[str, Any] | None = None) -> Any:
+        """A kernel object from the (deduplicated) program for file + defines."""
+        return self.builder.kernel(file, name, defines or {})
+
+    def launch(self, node: Node, kernel: Any, args: Sequence[Any], gws: Sequence[int],
+               lws: Sequence[int] | None = None) -> list[Launch]:
+        """Bind args once and return the launch (none when the range is empty); gws rounds up to lws."""
+        import pyopencl as cl
+
+        if any(g <= 0 for g in gws):
+            return []
+        kernel.set_args(*[np.int32(a) if isinstance(a, (int, np.integer)) and not isinstance(a, bool)
+                          else np.float32(a) if isinstance(a, float) else a for a in args])
+        if lws is None:
+            lws = self.default_lws(len(gws))
+        gws = tuple(-(-int(g) // int(lw)) * int(lw) for g, lw in zip(gws, lws))
+        del cl
+        return [Launch(node.name, kernel, gws, tuple(int(x) for x in lws))]
+
+    def default_lws(self, dims: int) -> tuple[int, ...]:
+        """One work-item per group on CPUs (PoCL loops work-groups across cores); wide groups on GPUs."""
+        if self.is_gpu:
+            return (64,) + (1,) * (dims - 1)
+        return (1,) * dims
+
+    # --- lowering ------------------------------------------------------------------------------
+    def _lower(self, lowerings: dict[str, Lowering]) -> None:
+        from clmace.ops import REGISTRY
+        from clmace.ops.call import resolve
+
+        for node in self.nodes:
+            if _is_view(node):
+                self.devices[node.name] = "view"
+                continue
+            fn = lowerings.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+            reason = "no OpenCL kernel for this op"
+            if fn is not None:
+                try:
+                    self.steps.extend(fn(node, self))
+                    self.devices[node.name] = "opencl"
+                    continue
+                except NotLowerable as exc:
+                    reason = str(exc)
+            self.steps.append(HostStep(node, resolve(REGISTRY, node, self.graph.opset)))
+            self.devices[node.name] = "cpu"
+            log.debug("node %s (%s) on the host: %s", node.name, node.op_type, reason)
+        for name, into in self.fused.items():
+            while into in self.fused:
+                into = self.fused[into]
+            self.devices[name] = self.devices.get(into, "opencl")
+
+    def host_nodes(self) -> list[Node]:
+        """Nodes that run on the host."""
+        return [s.node for s in self.steps if isinstance(s, HostStep)]
