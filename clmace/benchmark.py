@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import resource
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from clmace.errors import ClmaceError
-from clmace.validate import make_inputs
+from clmace.validate import is_converted, make_inputs
 
 # Progress callback: (finished steps, total steps, label).
 Progress = Callable[[int, int, str], None]
@@ -94,7 +95,8 @@ def startup(model_path: str, device: str, compare_onnxruntime: bool = True, prec
     out: dict[str, Any] = {}
     root = tempfile.mkdtemp(prefix="clmace-bench-")
     dirs = {"POCL_CACHE_DIR": os.path.join(root, "pocl"), "CLMACE_CACHE_DIR": os.path.join(root, "clmace")}
-    steps = ["cold", "warm"] + (["onnxruntime"] if compare_onnxruntime else [])
+    baseline = compare_onnxruntime and not is_converted(model_path) and importlib.util.find_spec("onnxruntime")
+    steps = ["cold", "warm"] + (["onnxruntime"] if baseline else [])
     try:
         for i, step in enumerate(steps):
             if progress:
@@ -138,26 +140,31 @@ def cpu_node_profile(sess, feeds: Mapping[str, np.ndarray], repeats: int = 3) ->
     ops = {n.name: n.op_type + (f"+{n.attrs['activation']}" if n.attrs.get("activation") else "")
            for n in sess.graph.nodes}
     totals: dict[str, float] = {}
+    last = [0.0]  # when the previous node finished: a node's time is the gap between two hook calls
+
+    def hook(name: str, outputs: list[str], arrays: list[np.ndarray]) -> None:
+        now = time.perf_counter()
+        totals[name] = totals.get(name, 0.0) + now - last[0]
+        last[0] = now
+
     for _ in range(repeats):
-        last = [time.perf_counter()]
-
-        def hook(name: str, outputs: list[str], arrays: list[np.ndarray]) -> None:
-            now = time.perf_counter()
-            totals[name] = totals.get(name, 0.0) + now - last[0]
-            last[0] = now
-
         last[0] = time.perf_counter()
         runtime.run(feeds, hook=hook)
     return [{"node": k, "op": ops.get(k, "?"), "ms": v * 1e3 / repeats} for k, v in totals.items()]
 
 
-def opencl_profile(runtime: Any) -> tuple[list[dict] | None, str | None]:
-    """The OpenCL runtime's per-node records (if it offers them) and its profile table text."""
-    records = None
-    if hasattr(runtime, "profile_records"):
-        records = [dict(r) for r in runtime.profile_records()]
-    table = runtime.profile_table() if hasattr(runtime, "profile_table") else None
-    return records, table
+def opencl_profile(sess, feeds: Mapping[str, np.ndarray], repeats: int = 3) -> tuple[list[dict] | None, str | None]:
+    """Per-node device time from the OpenCL runtime's profiling events (mean over repeats), and its table."""
+    runtime = session_runtime(sess)
+    if not hasattr(runtime, "node_times"):
+        return None, runtime.profile_table() if hasattr(runtime, "profile_table") else None
+    totals: dict[str, dict] = {}
+    for _ in range(repeats):
+        sess.run(None, feeds)
+        for node, op, where, seconds in runtime.node_times():  # one row per launch: a node may have several
+            rec = totals.setdefault(node, {"node": node, "op": op, "where": where, "ms": 0.0})
+            rec["ms"] += seconds * 1e3 / repeats
+    return list(totals.values()), runtime.profile_table()
 
 
 def profile_summary(records: Sequence[dict], top: int = 15) -> dict:
@@ -187,10 +194,14 @@ def steady_state(model_path: str, device: str, runs: int = 50, warmup: int = 5, 
 
     sess = InferenceSession(model_path, device=device, precision=precision, input_shapes=input_shapes)
     feeds = make_inputs(sess.graph.inputs, seed=0)
-    ort = _ort_session(model_path) if compare_onnxruntime else None
     out: dict[str, Any] = {"notes": []}
-    if compare_onnxruntime and ort is None:
-        out["notes"].append("onnxruntime is not installed: no baseline (pip install onnxruntime)")
+    ort = None
+    if compare_onnxruntime and is_converted(model_path):
+        out["notes"].append("a converted-model file has no onnxruntime baseline: benchmark the .onnx for one")
+    elif compare_onnxruntime:
+        ort = _ort_session(model_path)
+        if ort is None:
+            out["notes"].append("onnxruntime is not installed: no baseline (pip install onnxruntime)")
     engines: list[tuple[str, Callable[[], Any]]] = [("clmace", lambda: sess.run(None, feeds))]
     if ort is not None:
         engines.append(("onnxruntime", lambda: ort.run(None, feeds)))
@@ -219,13 +230,20 @@ def steady_state(model_path: str, device: str, runs: int = 50, warmup: int = 5, 
         records, table = cpu_node_profile(sess, feeds), None
         out["profile_source"] = "NumPy runtime per-node wall time"
     else:
-        records, table = opencl_profile(runtime)
-        out["profile_source"] = "OpenCL profiling events"
+        records, table = opencl_profile(sess, feeds)
+        out["profile_source"] = "OpenCL profiling events (host-fallback nodes: wall time)"
     out["profile"] = profile_summary(records) if records else None
     out["profile_table"] = table
-    for attr in ("fallback_nodes", "cpu_fallbacks"):
-        if getattr(runtime, attr, None):
-            out["fallback_nodes"] = list(getattr(runtime, attr))
+    if hasattr(runtime, "node_devices"):
+        out["fallback_nodes"] = [name for name, where in runtime.node_devices().items() if where == "cpu"]
+    for attr, key in (("memory_report", "memory"), ("program_count", "programs")):
+        if hasattr(runtime, attr):
+            out[key] = getattr(runtime, attr)()
+    if hasattr(runtime, "setup_seconds"):
+        out["setup_seconds"] = runtime.setup_seconds
+    store = getattr(getattr(runtime, "builder", None), "store", None)
+    if getattr(store, "rejections", None):
+        out["store_rejections"] = [str(r) for r in store.rejections]
     return out
 
 

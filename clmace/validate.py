@@ -78,7 +78,7 @@ class ValidationResult:
                      f"{'max rel':>10} {'top-1':>6}  result")
         for m in self.outputs:
             top1 = f"{m.top1:.0%}" if m.top1 is not None else "-"
-            lines.append(f"  {m.name[:28]:<28} {str(m.shape):<18} {m.cosine:>10.6f} {m.sqnr_db:>9.2f} "
+            lines.append(f"  {m.name[:28]:<28} {str(m.shape):<18} {m.cosine:>10.8f} {m.sqnr_db:>9.2f} "
                          f"{m.max_abs:>10.3g} {m.max_rel:>10.3g} {top1:>6}  {'PASS' if m.passed else 'FAIL'}"
                          + (f" ({m.note})" if m.note else ""))
         if self.layers is not None:
@@ -169,6 +169,14 @@ def make_inputs(inputs: Sequence[ValueInfo], given: Mapping[str, np.ndarray] | N
     return feeds
 
 
+def is_converted(path: str) -> bool:
+    """True for a clmace converted-model file (onnxruntime cannot read those)."""
+    from clmace.frontend import modelfile
+
+    with open(path, "rb") as f:
+        return modelfile.is_model_file(f.read(8))
+
+
 def _ort_session(model: onnx.ModelProto):
     try:
         import onnxruntime as ort
@@ -215,6 +223,32 @@ def _layer_names(proto: onnx.ModelProto, sess) -> list[tuple[str, str]]:
     return rows
 
 
+def _run_layers(sess, feeds: Mapping[str, np.ndarray], out_names: list[str], rows: list[tuple[str, str]],
+                notes: list[str]) -> tuple[dict[str, np.ndarray], list[tuple[str, str]]]:
+    """Outputs plus every layer value the runtime can return; values it fused away are dropped and noted.
+
+    A device runtime may fuse further than the graph passes (e.g. Pad into Conv) and then refuses to return
+    those values, naming one in its error: drop the named ones and ask again.
+    """
+    dropped: list[str] = []
+    while True:
+        wanted = out_names + [n for n, _ in rows]
+        try:
+            got = dict(zip(wanted, sess.run(wanted, feeds)))
+            break
+        except Exception as exc:  # noqa: BLE001 - outputs must still be checked when layers cannot be
+            named = {n for n, _ in rows if f"'{n}'" in str(exc) or f'"{n}"' in str(exc)}
+            if not named:
+                notes.append(f"per-layer values unavailable on {sess.device}: {exc}")
+                return dict(zip(out_names, sess.run(out_names, feeds))), []
+            dropped += sorted(named)
+            rows = [r for r in rows if r[0] not in named]
+    if dropped:
+        notes.append(f"{len(dropped)} intermediate value(s) exist only in the cpu graph (the {sess.device} runtime "
+                     f"fused them away) and were not compared, e.g. {dropped[0]!r}")
+    return got, rows
+
+
 def write_layer_csv(path: str, rows: Sequence[Metrics]) -> None:
     """One CSV row per compared layer (columns LAYER_COLUMNS)."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
@@ -241,7 +275,7 @@ def validate(model_path: str, device: str = "cpu", inputs: Mapping[str, np.ndarr
     t0 = time.perf_counter()
     sess = InferenceSession(model_path, device=device, precision=precision, input_shapes=input_shapes)
     seconds["clmace_session"] = time.perf_counter() - t0
-    if sess._is_converted(ref_path):
+    if is_converted(ref_path):
         raise ModelError(f"{ref_path} is a converted clmace model; onnxruntime needs the ONNX file: "
                          "pass it with --reference model.onnx")
     proto = onnx.load(ref_path)
@@ -259,14 +293,10 @@ def validate(model_path: str, device: str = "cpu", inputs: Mapping[str, np.ndarr
     ref = dict(zip(ort_names, ort.run(None, feeds)))
     seconds["onnxruntime"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    wanted = out_names + [n for n, _ in layer_rows]
-    try:
-        got = dict(zip(wanted, sess.run(wanted, feeds)))
-    except Exception as exc:  # noqa: BLE001 - a runtime that cannot return intermediates still gets outputs checked
-        if not layers:
-            raise
-        notes.append(f"per-layer values unavailable on {device}: {exc}")
-        got, layer_rows = dict(zip(out_names, sess.run(out_names, feeds))), []
+    if layers:
+        got, layer_rows = _run_layers(sess, feeds, out_names, layer_rows, notes)
+    else:
+        got = dict(zip(out_names, sess.run(out_names, feeds)))
     seconds["clmace_run"] = time.perf_counter() - t0
     metrics = []
     for name in out_names:

@@ -21,7 +21,7 @@ def _given(a: np.ndarray | None) -> np.ndarray | None:
     return None if a is None or np.asarray(a).size == 0 else np.asarray(a)
 
 
-def _source_coords(mode: str, out: int, size: int, scale: float, roi: tuple[float, float]) -> np.ndarray:
+def _source_coords(mode: str, out: int, size: int, scale: float, roi: tuple) -> np.ndarray:
     """Input coordinate of each output index along one axis, in float64 as the ONNX reference computes."""
     y = np.arange(out, dtype=np.float64)
     width = scale * size  # the un-rounded output size
@@ -95,7 +95,7 @@ def _weights(x: np.ndarray, size: int, scale: float, mode: str, cubic_a: float, 
     return mat
 
 
-def _resize_axis(data: np.ndarray, axis: int, out: int, scale: float, roi: tuple[float, float], *,
+def _resize_axis(data: np.ndarray, axis: int, out: int, scale: float, roi: tuple, *,
                  mode: str, coord_mode: str, nearest_mode: str, cubic_a: float, antialias: bool,
                  exclude_outside: bool, extrapolation_value: float) -> np.ndarray:
     size = data.shape[axis]
@@ -103,11 +103,9 @@ def _resize_axis(data: np.ndarray, axis: int, out: int, scale: float, roi: tuple
     if mode == "nearest":
         idx = np.clip(_nearest_index(x, nearest_mode, scale < 1), 0, size - 1)
         result = np.take(data, idx, axis=axis)
-    elif mode in ("linear", "cubic"):
+    else:
         mat = _weights(x, size, scale, mode, cubic_a, antialias, exclude_outside).astype(data.dtype)
         result = np.moveaxis(np.moveaxis(data, axis, -1) @ mat.T, -1, axis)
-    else:
-        raise ModelError(f"Resize: mode {mode!r} is not one of nearest, linear, cubic")
     if coord_mode == "tf_crop_and_resize":
         outside = (x < 0) | (x > size - 1)
         if outside.any():
@@ -158,13 +156,23 @@ def resize(x: np.ndarray, roi: np.ndarray | None = None, scales: np.ndarray | No
         raise ModelError(f"Resize: input roi has {len(roi)} values, expected {2 * len(axes)}")
     if coordinate_transformation_mode == "tf_crop_and_resize" and roi is None:
         raise ModelError("Resize: coordinate_transformation_mode tf_crop_and_resize needs the roi input")
+    if mode not in ("nearest", "linear", "cubic"):
+        raise ModelError(f"Resize: mode {mode!r} is not one of nearest, linear, cubic")
+    if coordinate_transformation_mode not in COORD_MODES:
+        known = ", ".join(COORD_MODES)
+        raise ModelError(f"Resize: coordinate_transformation_mode {coordinate_transformation_mode!r} "
+                         f"is not one of {known}")
+    if nearest_mode not in NEAREST_MODES:
+        raise ModelError(f"Resize: nearest_mode {nearest_mode!r} is not one of {', '.join(NEAREST_MODES[:4])}")
     if mode == "nearest" and antialias:
         raise ModelError("Resize: antialias is defined for linear and cubic modes only")
     axis_scales, outs = _plan(x, axes, scales, sizes, keep_aspect_ratio_policy)
     # Integer images are interpolated in float and rounded back; nearest keeps the dtype as is.
     data = x if mode == "nearest" else x.astype(work_dtype(x.dtype), copy=False)
     for i, (axis, scale, out) in enumerate(zip(axes, axis_scales, outs, strict=True)):
-        box = (0.0, 1.0) if roi is None else (float(roi[i]), float(roi[len(axes) + i]))
+        # roi stays in its own dtype: the reference does this arithmetic in float32 and so do we, so
+        # points on the crop edge fall on the same side.
+        box = (0.0, 1.0) if roi is None else (roi[i], roi[len(axes) + i])
         crops = coordinate_transformation_mode == "tf_crop_and_resize" and box != (0.0, 1.0)
         if math.isclose(scale, 1.0) and out == data.shape[axis] and not crops:
             continue

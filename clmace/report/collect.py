@@ -24,7 +24,7 @@ from clmace.report.troubleshoot import troubleshoot
 PROGRAM_FILE_NAME = "compiled_programs.clmace"  # mirrors clmace.store.store.PROGRAM_FILE_NAME
 
 
-def _program_file(cache_dir: str, device: str, fresh_process: bool) -> dict:
+def _program_file(cache_dir: str, device: str, fresh_process: bool, bench_ran: bool) -> dict:
     """The compiled-program file the cold-start process wrote, described by clmace.store.inspect."""
     if device == "cpu":
         return {"produced": False, "reason": "the cpu device runs clmace's NumPy runtime, which compiles no "
@@ -32,6 +32,9 @@ def _program_file(cache_dir: str, device: str, fresh_process: bool) -> dict:
     if not fresh_process:
         return {"produced": False, "reason": "start-up was not measured in fresh processes (--no-fresh-process), "
                 "so no process wrote a compiled-program file into a fresh CLMACE_CACHE_DIR."}
+    if not bench_ran:
+        return {"produced": False, "reason": "the benchmark step, whose cold-start process writes the file, failed.",
+                "consequence": True}
     found = [os.path.join(d, f) for d, _, files in os.walk(cache_dir) for f in files
              if f == PROGRAM_FILE_NAME or f.endswith(".clmace")]
     if not found:
@@ -51,6 +54,23 @@ def _program_file(cache_dir: str, device: str, fresh_process: bool) -> dict:
     except Exception as exc:  # noqa: BLE001 - an unreadable file is a finding, not a crash
         out["inspect_error"] = f"{type(exc).__name__}: {exc}"
     return out
+
+
+def _model_info(model: str, shapes: dict) -> dict:
+    """clmace.info's model_info, with FLOPs from a dry run when static shape inference left dims unknown."""
+    from clmace.analysis import total_flops
+    from clmace.frontend.convert import build_graph
+    from clmace.info import model_info
+    from clmace.runtime.shapes import dry_run_shapes
+
+    info = model_info(model, shapes or None)
+    inputs = {t["name"]: t["shape"] for t in info["inputs"]}
+    if info["optimized"].get("flops") is None and all(isinstance(d, int) for s in inputs.values() for d in s):
+        graph, _ = build_graph(model, shapes or None)
+        dry_run_shapes(graph, inputs)  # runs the graph once on zeros: every value gets a concrete shape
+        info["optimized"]["flops"] = total_flops(graph)
+        info["flops_source"] = "measured shapes (dry run)"
+    return info
 
 
 class _Steps:
@@ -125,11 +145,10 @@ def _run_steps(data: dict, model: str, device: str, runs: int, warmup: int, prec
     """Run the five workflow steps, filling data; return the step records."""
     from clmace.benchmark import bench
     from clmace.frontend.convert import convert
-    from clmace.info import model_info
     from clmace.validate import validate
 
     steps = _Steps(progress, 5)
-    data["model"] = steps.run("analyse model", lambda: model_info(model, shapes or None),
+    data["model"] = steps.run("analyse model", lambda: _model_info(model, shapes),
                               lambda i: f"{i['optimized']['nodes']} nodes after passes")
     converted = os.path.join(work, os.path.splitext(os.path.basename(model))[0] + ".clmace")
     conv = steps.run("convert", lambda: convert(model, converted, shapes or None),
@@ -146,6 +165,6 @@ def _run_steps(data: dict, model: str, device: str, runs: int, warmup: int, prec
                                                      steps.sub_progress, keep_cache=cache),
                               lambda b: f"median {b['steady']['clmace']['median_ms']:.2f} ms over {runs} runs")
     data["program_file"] = steps.run("inspect compiled-program file",
-                                     lambda: _program_file(cache, device, fresh_process),
+                                     lambda: _program_file(cache, device, fresh_process, data["bench"] is not None),
                                      lambda p: "found" if p["produced"] else "not produced")
     return steps.records

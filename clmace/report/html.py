@@ -127,7 +127,7 @@ def model(data: dict) -> str:
              ("file size", fmt_bytes(m["size_bytes"])),
              ("converted-model file", fmt_bytes(data.get("converted_bytes"))),
              ("parameters", f"{m['parameters']:,}"),
-             ("FLOPs (batch as given)", f"{flops:,} ({flops / 1e9:.3f} GFLOP)" if flops else "unknown (dynamic shapes)"),
+             ("FLOPs per inference", f"{flops:,} ({flops / 1e9:.3f} GFLOP)" if flops else "unknown (dynamic shapes)"),
              ("nodes", f"{passes.get('nodes_before', (m.get('original') or {}).get('nodes', '?'))} before passes → "
                        f"{opt['nodes']} after")]
     changes = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in passes.items() if not k.startswith("nodes") and v)
@@ -158,6 +158,30 @@ def _generic(value: object, depth: int = 0) -> str:
     return _e(fmt_num(value)) if depth else f"<code>{_e(value)}</code>"
 
 
+def _ok(flag: object) -> str:
+    if flag is None:
+        return "none"
+    return '<span class="badge ok">ok</span>' if flag else '<span class="badge error">MISMATCH</span>'
+
+
+def _clmace_file(info: dict) -> str:
+    """clmace's own format: header facts, then each device section's programs."""
+    body = _kv([("format", f"clmace compiled-program file, format version {_e(info['format_version'])}"),
+                ("written by", f"clmace {_e(info['engine_version'])}, {_e(info['created'])}"),
+                ("programs", f"{info['program_count']} in {len(info['sections'])} device section(s), "
+                             f"{fmt_bytes(info['binary_bytes'])} of binaries and driver blobs"),
+                ("tuned records", str(info["tuned_count"])),
+                ("checksums", f"file CRC32 {_ok(info['file_crc_ok'])} · entries {_ok(info['entries_crc_ok'])}")])
+    for sec in info["sections"]:
+        rows = [(f"<code>{_e(e['name'])}</code>", fmt_bytes(e["binary_size"] + e["driver_blob_bytes"]),
+                 e["driver_blobs"], _ok(e["crc_ok"]), f"<code>{_e(e['build_options'])}</code>")
+                for e in sec["entries"]]
+        body += (f"<h3>{_e(sec['device'])}</h3><p class=\"muted\">{sec['entry_count']} programs, "
+                 f"{sec['tuned_count']} tuned records</p>"
+                 + _table(["kernel", "size", "driver blobs", "CRC", "build options"], rows, num=(1, 2)))
+    return body
+
+
 def program_file(data: dict) -> str:
     """The compiled-program file the cold start wrote: format, kernels, size, checksums, tuned records."""
     p = data.get("program_file")
@@ -168,31 +192,48 @@ def program_file(data: dict) -> str:
     body = _kv([("file", f"<code>{_e(p['path'])}</code>"), ("size", fmt_bytes(p["size_bytes"]))])
     if p.get("inspect_error"):
         body += f'<p><span class="badge warning">not inspected</span> {_e(p["inspect_error"])}</p>'
-    if p.get("inspect") is not None:
-        body += "<h3>contents (clmace.store.inspect)</h3>" + _generic(p["inspect"])
+    info = p.get("inspect")
+    if isinstance(info, dict) and info.get("format") == "clmace":
+        body += _clmace_file(info)
+    elif info is not None:
+        body += "<h3>contents (clmace.store.inspect)</h3>" + _generic(info)
     return _section("program-file", body, "Written by the cold-start process into its fresh CLMACE_CACHE_DIR; "
                     "the warm-start process read it back.")
 
 
 def steps(data: dict) -> str:
     """Each workflow step with its status and time."""
-    rows = [(_e(s["name"]), f'<span class="badge {s["status"]}">{_e(s["status"])}</span>', f"{s['seconds']:.2f} s",
-             _e(s["detail"])) for s in data.get("steps", [])]
+    rows = [(f'<span class="nowrap">{_e(s["name"])}</span>', f'<span class="badge {_e(s["status"])}">'
+             f'{_e(s["status"])}</span>', f'<span class="nowrap">{s["seconds"]:.2f} s</span>',
+             _e(_first_line(s["detail"]))) for s in data.get("steps", [])]
     return _section("steps", _table(["step", "status", "time", "result"], rows, num=(2,)))
+
+
+def _first_line(text: str, width: int = 180) -> str:
+    """The first line of text, shortened; the full text is in the troubleshooting section."""
+    lines = text.strip().splitlines() or [""]
+    if len(lines) == 1 and len(lines[0]) <= width:
+        return lines[0]
+    return lines[0][:width].rstrip() + " … (see troubleshooting)"
 
 
 def startup(data: dict, charts: dict) -> str:
     """Fresh-process start-up, cold (no file) vs warm (with the compiled-program file)."""
     st = (data.get("bench") or {}).get("startup")
     if not st:
-        return _section("startup", '<p class="muted">Start-up was not measured (no fresh processes).</p>')
-    rows = [(name, f"{r['import_s'] * 1e3:.0f} ms", f"{r['session_s'] * 1e3:.0f} ms", f"{r['first_run_s'] * 1e3:.0f} ms",
-             f"{r['to_first_result_s']:.2f} s", f"{r['process_s']:.2f} s")
+        why = "the benchmark step failed (see troubleshooting)" if data.get("bench") is None else \
+            "it was skipped (--no-fresh-process)"
+        return _section("startup", f'<p class="muted">Start-up was not measured: {why}.</p>')
+    rows = [(name, f"{r['import_s'] * 1e3:.0f} ms", f"{r['session_s'] * 1e3:.0f} ms",
+             f"{r['first_run_s'] * 1e3:.0f} ms", f"{r['to_first_result_s']:.2f} s", f"{r['process_s']:.2f} s")
             for name, r in st.items() if isinstance(r, dict) and "process_s" in r]
     cache = st.get("cache_bytes") or {}
     note = ", ".join(f"{k} {fmt_bytes(v)}" for k, v in cache.items())
     lead = ("Each bar is a new Python process: cold uses empty POCL_CACHE_DIR and CLMACE_CACHE_DIR, warm reuses "
             "the directories the cold process filled" + (f" ({_e(note)})" if note else "") + ".")
+    if (data.get("bench") or {}).get("device") == "cpu":
+        lead += (" On the cpu device nothing is compiled, so cold and warm differ only by the operating system's "
+                 "file cache; the effect of the compiled-program file shows with --device opencl.")
     return _section("startup", _img(charts.get("startup"), "start-up chart") +
                     _table(["process", "import", "session", "first run", "to first result", "whole process"],
                            rows, num=(1, 2, 3, 4, 5)), lead)
@@ -202,12 +243,22 @@ def latency(data: dict, charts: dict) -> str:
     """Steady-state latency distribution and throughput."""
     b = data.get("bench")
     if not b:
-        return _section("latency", '<p class="muted">The benchmark did not run.</p>')
+        return _section("latency", '<p class="muted">The benchmark step failed (see troubleshooting).</p>')
     s = b["steady"]
     rows = [(e, f"{s[e]['median_ms']:.2f}", f"{s[e]['p90_ms']:.2f}", f"{s[e]['p99_ms']:.2f}", f"{s[e]['min_ms']:.2f}",
              f"{s[e]['throughput_per_s']:.1f}") for e in ("clmace", "onnxruntime") if s.get(e)]
-    mem = [("peak device memory", fmt_bytes(s.get("peak_device_memory_bytes")) if s.get("peak_device_memory_bytes")
-            else "not reported by this runtime"), ("peak host RSS (whole process)", fmt_bytes(s.get("peak_host_rss_bytes")))]
+    peak = s.get("peak_device_memory_bytes")
+    none = "not applicable: the cpu device works in host memory" if b["device"] == "cpu" else \
+        "not reported by this runtime"
+    mem = [("peak device memory", fmt_bytes(peak) if peak else none)]
+    parts = s.get("memory") or {}
+    if parts:
+        mem.append(("device memory parts", ", ".join(f"{_e(k.replace('_', ' '))} {fmt_bytes(v)}"
+                                                     for k, v in parts.items() if k != "peak")))
+    if s.get("programs") is not None:
+        mem.append(("OpenCL programs / plan set-up", f"{s['programs']} programs, set-up "
+                                                     f"{s.get('setup_seconds', 0):.2f} s in the benchmark process"))
+    mem.append(("peak host RSS (whole process)", fmt_bytes(s.get("peak_host_rss_bytes"))))
     lead = (f"{b['runs']} timed runs after {b['warmup']} warm-ups, batch as the model declares; clmace and "
             "onnxruntime runs alternate so background noise hits both.")
     return _section("latency", _img(charts.get("latency"), "latency histogram") +
@@ -224,10 +275,17 @@ def per_op(data: dict, charts: dict) -> str:
         body = f"<pre>{_e(table)}</pre>" if table else '<p class="muted">No per-op profile is available.</p>'
         return _section("per-op", body)
     rows = [(f"<code>{_e(r['node'])}</code>", _e(r["op"]), f"{r['ms']:.3f}", f"{r['share']:.1%}")
-            for r in prof["top_nodes"][:12]]
+            for r in prof["top_nodes"]]
+    ops = [(f"<code>{_e(r['op'])}</code>", f"{r['ms']:.3f}", f"{r['share']:.1%}") for r in prof["by_op"]]
     lead = f"Source: {_e(s['profile_source'])}; total {prof['total_ms']:.2f} ms per run."
-    return _section("per-op", _img(charts.get("ops"), "per-op chart") +
-                    _table(["node", "op", "ms", "share"], rows, num=(2, 3)), lead)
+    tables = (f"<details><summary>the {len(rows)} slowest nodes</summary>"
+              + _table(["node", "op", "ms", "share"], rows, num=(2, 3)) + "</details><details><summary>time per op "
+              "type</summary>" + _table(["op", "ms", "share"], ops, num=(1, 2)) + "</details>")
+    return _section("per-op", _img(charts.get("ops"), "per-op chart") + tables, lead)
+
+
+def _cos(c: object) -> str:
+    return f"{c:.8f}" if isinstance(c, float) else _e(c)
 
 
 def accuracy(data: dict, charts: dict) -> str:
@@ -235,7 +293,7 @@ def accuracy(data: dict, charts: dict) -> str:
     v = data.get("validation")
     if not v:
         return _section("accuracy", '<p class="muted">Validation did not run (see troubleshooting).</p>')
-    rows = [(f"<code>{_e(m['name'])}</code>", _e(m["shape"]), fmt_num(m["cosine"], 8), fmt_num(m["sqnr_db"], 5),
+    rows = [(f"<code>{_e(m['name'])}</code>", _e(m["shape"]), _cos(m["cosine"]), fmt_num(m["sqnr_db"], 5),
              fmt_num(m["max_abs"], 3), fmt_num(m["max_rel"], 3), "–" if m["top1"] is None else f"{m['top1']:.0%}",
              f'<span class="badge {"pass" if m["passed"] else "fail"}">{"PASS" if m["passed"] else "FAIL"}</span>')
             for m in v["outputs"]]
@@ -255,10 +313,22 @@ def accuracy(data: dict, charts: dict) -> str:
     return _section("accuracy", body, lead)
 
 
+def _issue_detail(text: str, keep: int = 4) -> str:
+    """The detail text; long logs show their first lines and the end (where hints live), the rest folded."""
+    lines = text.splitlines()
+    if len(lines) <= keep + 4:
+        return f'<div class="detail">{_e(text)}</div>'
+    hint = [ln for ln in lines if ln.startswith("What to do:")]
+    body = [ln for ln in lines if not ln.startswith("What to do:")]
+    shown = "\n".join(body[:keep] + hint)
+    return (f'<div class="detail">{_e(shown)}</div><details><summary>full log ({len(body)} lines)</summary>'
+            f'<pre>{_e(chr(10).join(body))}</pre></details>')
+
+
 def troubleshooting(data: dict) -> str:
     """Problems found while producing this report, worst first."""
     items = "".join(f'<div class="issue {i["level"]}"><div class="title"><span class="badge {i["level"]}">'
-                    f'{_e(i["level"])}</span> {_e(i["title"])}</div><div class="detail">{_e(i["detail"])}</div></div>'
+                    f'{_e(i["level"])}</span> {_e(i["title"])}</div>{_issue_detail(i["detail"])}</div>'
                     for i in data.get("troubleshooting", []))
     return _section("troubleshooting", items)
 

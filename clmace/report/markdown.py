@@ -64,8 +64,9 @@ def _bench(data: dict, img: dict[str, str]) -> list[str]:
     if "startup" in img:
         out += [f"![start-up]({img['startup']})", ""]
     out += _table(["process", "import ms", "session ms", "first run ms", "to first result s"],
-                  [(k, f"{r['import_s'] * 1e3:.0f}", f"{r['session_s'] * 1e3:.0f}", f"{r['first_run_s'] * 1e3:.0f}",
-                    f"{r['to_first_result_s']:.2f}") for k, r in st.items() if isinstance(r, dict) and "process_s" in r])
+                  [(k, f"{r['import_s'] * 1e3:.0f}", f"{r['session_s'] * 1e3:.0f}",
+                    f"{r['first_run_s'] * 1e3:.0f}", f"{r['to_first_result_s']:.2f}")
+                   for k, r in st.items() if isinstance(r, dict) and "process_s" in r])
     s = b.get("steady") or {}
     out += _h("latency") + ([f"![latency]({img['latency']})", ""] if "latency" in img else [])
     out += _table(["engine", "median ms", "p90 ms", "p99 ms", "inferences/s"],

@@ -27,7 +27,7 @@ table.kv td:first-child { width: 240px; color: var(--muted); }
 code, .mono { font-family: ui-monospace, "SF Mono", Menlo, Consolas, monospace; font-size: 12.5px; }
 pre { background: #0f172a; color: #e2e8f0; padding: 10px 14px; border-radius: 8px; overflow-x: auto;
       font-size: 12.5px; white-space: pre-wrap; word-break: break-all; }
-.cards { display: grid; grid-template-columns: repeat(auto-fit, minmax(190px, 1fr)); gap: 12px; margin: 4px 0 14px; }
+.cards { display: grid; grid-template-columns: repeat(auto-fill, minmax(190px, 1fr)); gap: 12px; margin: 4px 0 14px; }
 .card { border: 1px solid var(--line); border-radius: 10px; padding: 12px 14px; background: #fcfdff; }
 .card .label { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); }
 .card .value { font-size: 22px; font-weight: 650; margin-top: 2px; }
@@ -50,5 +50,7 @@ img.chart { width: 100%; height: auto; display: block; margin: 6px 0; }
 .issue .title { font-weight: 600; }
 .issue .detail { white-space: pre-wrap; color: #334155; font-size: 13.5px; margin-top: 2px; }
 .muted { color: var(--muted); }
+.nowrap { white-space: nowrap; }
+details { margin: 6px 0; } summary { cursor: pointer; color: var(--blue); font-size: 13.5px; padding: 3px 0; }
 footer { text-align: center; color: var(--muted); font-size: 12.5px; padding: 10px 0 30px; }
 """

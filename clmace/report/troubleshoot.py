@@ -10,7 +10,9 @@ _HINTS = (
     (re.compile(r"no OpenCL platform|DeviceError|ICD|clGetPlatformIDs", re.I),
      "Install an OpenCL driver (pip install pocl-binary-distribution gives a CPU device) or point "
      "OCL_ICD_VENDORS at a directory of .icd files; `clmace` then lists the device as opencl:N."),
-    (re.compile(r"onnxruntime", re.I), "Install the reference engine: pip install onnxruntime."),
+    (re.compile(r"fp16|half", re.I), "This device cannot store fp16 tensors; use --precision fp32."),
+    (re.compile(r"onnxruntime is not installed|No module named 'onnxruntime'", re.I),
+     "Install the reference engine: pip install onnxruntime."),
     (re.compile(r"dynamic shape", re.I), "Fix the input's shape with --input-shape NAME=D0,D1,..."),
     (re.compile(r"UnsupportedOp|not implement", re.I),
      "The model uses an op this runtime lacks; `clmace info MODEL` lists the ops after the passes."),
@@ -75,12 +77,25 @@ def _bench_items(data: dict) -> list[Item]:
         nodes = steady["fallback_nodes"]
         items.append({"level": "warning", "title": f"{len(nodes)} node(s) fell back to the CPU",
                       "detail": "These ran on the host, costing copies each way: " + ", ".join(map(str, nodes[:20]))})
+    if steady.get("store_rejections"):
+        rejected = steady["store_rejections"]
+        items.append({"level": "warning", "title": f"the compiled-program store rejected {len(rejected)} entr"
+                      + ("y" if len(rejected) == 1 else "ies"), "detail": "\n".join(rejected[:10])})
     cl, ort = steady.get("clmace"), steady.get("onnxruntime")
     if cl and ort and b["device"] == "cpu":
         items.append({"level": "info", "title": "the cpu device is a NumPy reference runtime",
                       "detail": f"Its median {cl['median_ms']:.1f} ms is {cl['median_ms'] / ort['median_ms']:.0f}x "
                                 f"onnxruntime's {ort['median_ms']:.2f} ms. It exists to check results, not for "
                                 "speed; deploy with --device opencl."})
+    # p90 means little below ~10 samples; a p90 50% above the median means something else used the machine.
+    noisy = [e for e in ("clmace", "onnxruntime") if steady.get(e) and b.get("runs", 0) >= 10
+             and steady[e]["p90_ms"] > 1.5 * steady[e]["median_ms"]]
+    if noisy:
+        spread = ", ".join(f"{e} p90 {steady[e]['p90_ms']:.1f} ms vs median {steady[e]['median_ms']:.1f} ms"
+                           for e in noisy)
+        items.append({"level": "warning", "title": "latency measurements are noisy",
+                      "detail": f"{spread}. Other processes were probably competing for the CPU; compare medians "
+                                "only, or re-run on an idle machine (more --runs helps too)."})
     startup = b.get("startup") or {}
     for step in ("cold", "warm"):
         lines = [ln for ln in (startup.get(step, {}).get("stderr") or "").splitlines() if _LOG_LINE.search(ln)]
@@ -99,7 +114,8 @@ def _bench_items(data: dict) -> list[Item]:
 
 def _program_items(data: dict) -> list[Item]:
     p = data.get("program_file")
-    if not p or (data.get("device") or {}).get("kind") == "cpu":
+    # On cpu no file is expected; after a failed bench its absence is a consequence, not a separate problem.
+    if not p or (data.get("device") or {}).get("kind") == "cpu" or p.get("consequence"):
         return []
     if not p.get("produced"):
         return [{"level": "warning", "title": "no compiled-program file was produced", "detail": p["reason"]}]

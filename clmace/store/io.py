@@ -15,7 +15,7 @@ from clmace.store.format import ProgramFile, Section, dumps, loads
 
 log = logging.getLogger("clmace.store")
 
-LOCK_TIMEOUT_S = 30.0
+LOCK_TIMEOUT_S = 10.0  # a writer stuck longer than this costs us one save, not a hung exit
 
 
 def read_file(path: str) -> ProgramFile:

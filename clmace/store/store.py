@@ -122,6 +122,12 @@ class ProgramStore:
         self._files = files
         return files
 
+    def load(self) -> dict[str, str]:
+        """Read the files now (build() does it lazily); returns each path's state ('ok: ...', 'missing', ...)."""
+        with self._lock:
+            self._load()
+            return dict(self._file_state)
+
     def fingerprint(self, device: Any) -> DeviceFingerprint:
         """The fingerprint of a pyopencl.Device (cached per device)."""
         ptr = int(device.int_ptr)
@@ -230,12 +236,19 @@ class ProgramStore:
         import pyopencl as cl
 
         update = ProgramFile(self.engine_version, time.time())
-        for p in self._pending.values():
+        for pkey, p in list(self._pending.items()):
             entry = p.entry
             if p.program is not None:
-                devices = p.program.get_info(cl.program_info.DEVICES)
-                binaries = p.program.get_info(cl.program_info.BINARIES)
-                entry.binary = bytes(binaries[devices.index(p.device)])
+                try:
+                    devices = p.program.get_info(cl.program_info.DEVICES)
+                    binaries = p.program.get_info(cl.program_info.BINARIES)
+                    entry.binary = bytes(binaries[devices.index(p.device)])
+                    if not entry.binary:
+                        raise ValueError("empty binary")
+                except Exception as e:  # a driver that cannot hand out binaries: nothing to store
+                    log.info("no binary for %r from the driver (%s); not stored", entry.name, e)
+                    del self._pending[pkey]
+                    continue
                 p.program = p.device = None  # release the program once its binary is in hand
             if pocl.program_dir(entry.binary):
                 blobs = {**entry.driver_blobs, **pocl.snapshot(entry.binary)}

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import time
 
 import numpy as np
 import pytest
 
+from clmace.runtime.opencl.device import fix_pocl_cpu
 from clmace.store import ProgramStore
 from clmace.store.fingerprint import DeviceFingerprint
 from clmace.store.format import ProgramEntry, ProgramFile, Section, entry_key, source_hash
@@ -25,10 +27,12 @@ ENGINE = "test-1"
 
 
 def _usable_device():
-    """The first device (PoCL first) that compiles a trivial kernel; several PoCL builds cannot."""
-    platforms = sorted(cl.get_platforms(), key=lambda p: p.name != "Portable Computing Language")
+    """The first device (PoCL first, or $CLMACE_TEST_PLATFORM's) that compiles a trivial kernel."""
+    wanted = os.environ.get("CLMACE_TEST_PLATFORM", "Portable Computing Language")
+    platforms = sorted(cl.get_platforms(), key=lambda p: wanted not in p.name)
     for platform in platforms:
         for device in platform.get_devices():
+            fix_pocl_cpu(device)
             try:
                 cl.Program(cl.Context([device]), "__kernel void k(__global int *a) { a[0] = 1; }").build()
                 return device
@@ -83,6 +87,7 @@ def test_build_save_reload_hits(tmp_path, ctx, device, caplog) -> None:
     programs = build_all(again, ctx, device)
     assert (again.hits, again.misses, again.rejected) == (len(SOURCES), 0, 0)
     np.testing.assert_array_equal(run_scale(ctx, programs["scale3"], "scale3"), np.arange(16) * 3.0)
+    assert again.load() == {str(path): "ok: 1 section(s)"}
     status = again.status()
     assert status["files"] == {str(path): "ok: 1 section(s)"} and status["hits"] == len(SOURCES)
 

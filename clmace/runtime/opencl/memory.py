@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-# Every tensor gets this many spare bytes after its end, so vector loads may run past a row's end.
-SLACK = 64
+# Every tensor gets this many spare bytes after its end (and the arena as much before its start), so
+# kernels may load whole vectors that run past either end of a row and mask the extra lanes.
+SLACK = 256
 
 
 @dataclass

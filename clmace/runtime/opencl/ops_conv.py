@@ -6,6 +6,7 @@ import numpy as np
 
 from clmace.ir import Node
 from clmace.ops.conv import window_pads
+from clmace.runtime.opencl.memory import SLACK
 from clmace.runtime.opencl.plan import Launch, NotLowerable, Plan
 
 FILE = "conv.cl"
@@ -51,6 +52,14 @@ def _pack_bias(b: np.ndarray, groups: int, cout: int, cb: int) -> np.ndarray:
     return out
 
 
+def _vec_ok(p: Plan, x: str, w: int, ow: int, kw: int, sw: int, dw: int, pad_l: int, width: int = 8) -> int:
+    """1 when `width`-pixel vector loads of border blocks stay within the buffers' slack (SLACK bytes)."""
+    guard = SLACK // p.stored(x).itemsize
+    last = (ow - 1) // width * width
+    max_read = last * sw - pad_l + (kw - 1) * dw + width * max(sw, 2) - 1
+    return int(sw <= 2 and pad_l <= guard and max_read - (w - 1) <= guard)
+
+
 def lower_conv(node: Node, p: Plan) -> list[Launch]:
     """Conv (2-D): 1x1 stride-1 GEMM kernel, depthwise kernel, or the general direct kernel."""
     x, y = node.inputs[0], node.outputs[0]
@@ -90,15 +99,20 @@ def lower_conv(node: Node, p: Plan) -> list[Launch]:
         k = p.kernel(FILE, "conv_dw", {**defines, "KH": kh, "KW": kw, "SH": strides[0], "SW": strides[1]})
         wb = p.upload(w32.reshape(cout_all, kh * kw), like=x)
         bb = p.upload(bias.astype(np.float32), like=x)
+        vec_ok = _vec_ok(p, x, wd, ow, kw, strides[1], dil[1], begin[1], 16)
+        # Enough rows per work-item to amortise its start (PoCL: one work-group each), while leaving
+        # a few hundred work-items to spread over the cores.
+        rows = 1 if p.is_gpu else max(1, min(oh, (n * cout_all * oh) // 512, -(-4096 // (ow * kh * kw))))
         args = [p.buf(x), wb, bb, res, p.buf(y), c, h, wd, oh, ow, cout_all // c, begin[0], begin[1],
-                dil[0], dil[1], *tail]
-        return p.launch(node, k, args, (oh, n * cout_all))
+                dil[0], dil[1], rows, vec_ok, *tail]
+        return p.launch(node, k, args, (-(-oh // rows), n * cout_all))
     cin, cout = c // groups, cout_all // groups
-    k = p.kernel(FILE, "conv_general", defines)
+    k = p.kernel(FILE, "conv_general", {**defines, "CONV_GENERAL": None})
     wb = p.upload(_pack_blocks(w32, groups, 8), like=x)
     bb = p.upload(_pack_bias(bias.astype(np.float32), groups, cout, 8), like=x)
     args = [p.buf(x), wb, bb, res, p.buf(y), cin, cout, h, wd, oh, ow, kh, kw, strides[0], strides[1],
-            dil[0], dil[1], begin[0], begin[1], groups, *tail]
+            dil[0], dil[1], begin[0], begin[1], groups, _vec_ok(p, x, wd, ow, kw, strides[1], dil[1], begin[1]),
+            *tail]
     return p.launch(node, k, args, (-(-ow // 8), oh, n * groups * -(-cout // 8)))
 
 
@@ -127,7 +141,7 @@ def lower_conv_transpose(node: Node, p: Plan) -> list[Launch]:
                                out_pad, node.attrs.get("output_shape"), node.attrs.get("pads"),
                                node.attrs.get("auto_pad", "NOTSET"))
     act, p0, p1 = activation_args(node.attrs.get("activation"), node.attrs.get("activation_params", ()))
-    k = p.kernel(FILE, "conv_transpose", {**p.float_defines(x), "ACT": act})
+    k = p.kernel(FILE, "conv_transpose", {**p.float_defines(x), "ACT": act, "CONV_TRANSPOSE": None})
     args = [p.buf(x), p.upload(w.astype(np.float32), like=x), p.upload(bias.astype(np.float32), like=x), p.buf(y),
             c // groups, cout, h, wd, oh, ow, kh, kw, strides[0], strides[1], dil[0], dil[1], begin[0],
             begin[1], groups, p0, p1]

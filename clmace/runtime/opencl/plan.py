@@ -71,7 +71,9 @@ class Plan:
         self.consts: dict[str, np.ndarray] = dict(graph.initializers)
         self.alias: dict[str, str] = {}
         self.weight_bytes = 0
+        self.upload_bytes = 0
         self._const_bufs: dict[str, Any] = {}
+        self._keep: list[Any] = []
         self._views()
         self._allocate()
         self.steps: list[Launch | HostStep] = []
@@ -148,13 +150,14 @@ class Plan:
             if name not in self.consts:
                 last[self.root(name)] = len(self.nodes)
         self.blocks = [Block(name, self._nbytes(name), first[name], last[name]) for name in first]
-        base_align = max(int(self.device.mem_base_addr_align) // 8, 64)
-        self.arena_bytes = plan_arena(self.blocks, base_align)
+        self.base_align = base_align = max(int(self.device.mem_base_addr_align) // 8, 64)
+        guard = align(SLACK, base_align)  # the first tensor may be read a little before its start too
+        self.arena_bytes = plan_arena(self.blocks, base_align) + guard
         self.live_bytes = live_peak(self.blocks)
-        self.arena = cl.Buffer(self.context, cl.mem_flags.READ_WRITE, max(self.arena_bytes, base_align))
+        self.arena = cl.Buffer(self.context, cl.mem_flags.READ_WRITE, self.arena_bytes)
         self._bufs = {}
         for b in self.blocks:
-            self._bufs[b.name] = self.arena.get_sub_region(b.offset, align(b.size + SLACK, base_align))
+            self._bufs[b.name] = self.arena.get_sub_region(guard + b.offset, align(b.size + SLACK, base_align))
         log.debug("arena %d bytes for %d tensors (live peak %d)", self.arena_bytes, len(self.blocks),
                   self.live_bytes)
 
@@ -172,11 +175,16 @@ class Plan:
 
         dtype = self.stored(like) if like and array.dtype.kind == "f" else self.stored(array.dtype)
         arr = np.ascontiguousarray(array, dtype=dtype)
-        raw = np.zeros(arr.nbytes + SLACK, np.uint8)
-        raw[:arr.nbytes] = arr.reshape(-1).view(np.uint8)
+        guard = align(SLACK, self.base_align)
+        raw = np.zeros(guard + arr.nbytes + SLACK, np.uint8)
+        raw[guard:guard + arr.nbytes] = arr.reshape(-1).view(np.uint8)
         if count:
             self.weight_bytes += arr.nbytes
-        return cl.Buffer(self.context, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR, hostbuf=raw)
+        self.upload_bytes += raw.nbytes
+        whole = cl.Buffer(self.context, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR, hostbuf=raw)
+        buf = whole.get_sub_region(guard, arr.nbytes + SLACK)
+        self._keep += [whole, buf]  # kernels hold only the cl_mem handle: the Python objects must outlive them
+        return buf
 
     def ints(self, values: Sequence[int]) -> Any:
         """A small device array of int32 launch parameters (shapes, strides)."""
@@ -233,6 +241,12 @@ class Plan:
             while into in self.fused:
                 into = self.fused[into]
             self.devices[name] = self.devices.get(into, "opencl")
+
+    def raw_weight_bytes(self) -> int:
+        """Bytes of the distinct constants that device nodes read, in storage format."""
+        names = {i for n in self.nodes if self.devices.get(n.name) == "opencl" for i in n.inputs
+                 if i and i in self.graph.initializers}
+        return sum(int(self.graph.initializers[i].size) * self.stored(i).itemsize for i in names)
 
     def host_nodes(self) -> list[Node]:
         """Nodes that run on the host."""

@@ -1,11 +1,62 @@
 // Convolutions on NCHW tensors with fused bias, activation (ACT), residual add and a second activation (ACT2).
 // Weights are packed at plan time so the inner loops read them contiguously; bias is padded likewise.
-// Buffers carry slack at their end, so a vector load may run a few elements past a row's end.
+// Every buffer has slack before and after its data, so a vector load may run a little past either end
+// of a row: such lanes are then zeroed with select().
 
-#ifndef CB
-#define CB 8
-#endif
+// Each program holds one kernel, picked by its defines: CB -> conv1x1, KH -> conv_dw,
+// CONV_GENERAL -> conv_general, CONV_TRANSPOSE -> conv_transpose.
 
+// Eight input pixels row[ix + l * sw] (l = 0..7), zero where outside [0, W). Whole-vector loads when the
+// block lies inside the row, or when the buffer slack covers the overrun (vec_ok, decided at plan time);
+// otherwise clamped scalar loads.
+inline float8 load_row8(const __global T* row, int ix, int sw, int W, bool inside, int vec_ok)
+{
+  float8 v;
+  if (inside || vec_ok) {
+    if (sw == 1) {
+      v = LD8(row, ix);
+    } else if (sw == 2) {
+      v = LD16(row, ix).even;
+    } else {
+      float t[8];
+      for (int l = 0; l < 8; l++) t[l] = LD(row, clamp(ix + l * sw, 0, W - 1));
+      v = vload8(0, t);
+    }
+  } else {
+    float t[8];
+    for (int l = 0; l < 8; l++) t[l] = LD(row, clamp(ix + l * sw, 0, W - 1));
+    v = vload8(0, t);
+  }
+  if (!inside) {
+    const int8 xi = (int8)(0, 1, 2, 3, 4, 5, 6, 7) * sw + ix;
+    v = select((float8)(0.0f), v, (xi >= 0) & (xi < W));
+  }
+  return v;
+}
+
+// Sixteen input pixels, as load_row8.
+inline float16 load_row16(const __global T* row, int ix, int sw, int W, bool inside, int vec_ok)
+{
+  float16 v;
+  if ((inside || vec_ok) && sw <= 2) {
+    if (sw == 1) {
+      v = LD16(row, ix);
+    } else {
+      v = (float16)(LD16(row, ix).even, LD16(row, ix + 16).even);
+    }
+  } else {
+    float t[16];
+    for (int l = 0; l < 16; l++) t[l] = LD(row, clamp(ix + l * sw, 0, W - 1));
+    v = vload16(0, t);
+  }
+  if (!inside) {
+    const int16 xi = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) * sw + ix;
+    v = select((float16)(0.0f), v, (xi >= 0) & (xi < W));
+  }
+  return v;
+}
+
+#ifdef CB
 // 1x1 stride-1 convolution = per-group GEMM: each work-item computes CB output channels x 16 pixels.
 // x: [N][G*cin][P], w: [G][ncb][cin][CB], bias: [G][ncb*CB], y/res: [N][G*cout][P].
 __kernel void conv1x1(__global const T* restrict x, __global const T* restrict w,
@@ -35,9 +86,9 @@ __kernel void conv1x1(__global const T* restrict x, __global const T* restrict w
 #pragma unroll
     for (int j = 0; j < CB; j++) {
       if (cb * CB + j < cout) {
-        float16 v = acc[j];
-        FINISH(v, ybase + (size_t)j * P);
-        ST16(y, ybase + (size_t)j * P, v);
+        float16 v = ACTIVATE(acc[j], p0, p1);
+        if (has_res) v += LD16(res, ybase + (size_t)j * P);
+        ST16(y, ybase + (size_t)j * P, ACTIVATE2(v, q0, q1));
       }
     }
   } else {
@@ -60,18 +111,22 @@ __kernel void conv1x1(__global const T* restrict x, __global const T* restrict w
   }
 }
 
+#endif
+
+#ifdef KH
 // Depthwise convolution (group == input channels, `mult` outputs per input channel); KH, KW, SH, SW
-// are compile-time so the taps unroll. One work-item computes one output row, 8 pixels at a time.
-// x: [N][C][H][W], w: [C*mult][KH*KW], y/res: [N][C*mult][OH][OW].
+// are compile-time so the taps unroll. One work-item computes `rows` output rows, 16 pixels at a time.
+// Border pixels load whole vectors too and zero the lanes outside the row (buffers have slack on both
+// sides), so there is no scalar path. x: [N][C][H][W], w: [C*mult][KH*KW], y/res: [N][C*mult][OH][OW].
 __kernel void conv_dw(__global const T* restrict x, __global const T* restrict w,
                       __global const T* restrict bias, __global const T* restrict res,
                       __global T* restrict y, int C, int H, int W, int OH, int OW, int mult,
-                      int pad_t, int pad_l, int dil_h, int dil_w, int has_res,
+                      int pad_t, int pad_l, int dil_h, int dil_w, int rows, int vec_ok, int has_res,
                       float p0, float p1, float q0, float q1)
 {
-  const int oy = get_global_id(0);
+  const int oy_first = get_global_id(0) * rows;
   const int nco = get_global_id(1);
-  if (oy >= OH) return;
+  if (oy_first >= OH) return;
   const int co = nco % (C * mult);
   const int n = nco / (C * mult);
   const __global T* xc = x + ((size_t)n * C + co / mult) * H * W;
@@ -79,65 +134,77 @@ __kernel void conv_dw(__global const T* restrict x, __global const T* restrict w
 #pragma unroll
   for (int k = 0; k < KH * KW; k++) wk[k] = LD(w, co * KH * KW + k);
   const float b = LD(bias, co);
-  const size_t ybase = ((size_t)nco * OH + oy) * OW;
-  const int iy0 = oy * SH - pad_t;
-  for (int ox0 = 0; ox0 < OW; ox0 += 8) {
-    float8 acc = (float8)(b);
-    const int ix0 = ox0 * SW - pad_l;
-    const bool inside = ix0 >= 0 && (ox0 + 7) * SW + (KW - 1) * dil_w - pad_l < W;
-#pragma unroll
-    for (int ky = 0; ky < KH; ky++) {
-      const int iy = iy0 + ky * dil_h;
-      if (iy < 0 || iy >= H) continue;
-      const __global T* row = xc + (size_t)iy * W;
+  const int oy_end = min(oy_first + rows, OH);
+  for (int oy = oy_first; oy < oy_end; oy++) {
+    const size_t ybase = ((size_t)nco * OH + oy) * OW;
+    const int iy0 = oy * SH - pad_t;
+    for (int ox0 = 0; ox0 < OW; ox0 += 16) {
+      // One partial sum per kernel row: KH independent FMA chains instead of one long one.
+      float16 part[KH];
+      const int ix0 = ox0 * SW - pad_l;
+      const bool inside = ix0 >= 0 && (ox0 + 15) * SW + (KW - 1) * dil_w - pad_l < W;
+      const bool fast = inside || vec_ok;
+      // Lanes inside the row, per kernel column; the same for every kernel row.
+      int16 keep[KW];
 #pragma unroll
       for (int kx = 0; kx < KW; kx++) {
-        const int ix = ix0 + kx * dil_w;
-        float8 v;
-        if (inside) {
-#if SW == 1
-          v = LD8(row, ix);
-#elif SW == 2
-          v = LD16(row, ix).even;
-#else
-          float t[8];
-          for (int l = 0; l < 8; l++) t[l] = LD(row, ix + l * SW);
-          v = vload8(0, t);
-#endif
-        } else {
-          float t[8];
-          for (int l = 0; l < 8; l++) {
-            const int xi = ix + l * SW;
-            t[l] = (xi >= 0 && xi < W) ? LD(row, xi) : 0.0f;
-          }
-          v = vload8(0, t);
-        }
-        acc = fma(v, (float8)(wk[ky * KW + kx]), acc);
+        const int16 xi = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) * SW + ix0 + kx * dil_w;
+        keep[kx] = (xi >= 0) & (xi < W);
       }
-    }
-    acc = ACTIVATE(acc, p0, p1);
-    if (ox0 + 8 <= OW) {
-      if (has_res) acc += LD8(res, ybase + ox0);
-      ST8(y, ybase + ox0, ACTIVATE2(acc, q0, q1));
-    } else {
-      float t[8];
-      vstore8(acc, 0, t);
-      for (int l = 0; ox0 + l < OW; l++) {
-        float v = t[l];
-        if (has_res) v += LD(res, ybase + ox0 + l);
-        ST(y, ybase + ox0 + l, ACTIVATE2(v, q0, q1));
+#pragma unroll
+      for (int ky = 0; ky < KH; ky++) {
+        part[ky] = (float16)(0.0f);
+        const int iy = iy0 + ky * dil_h;
+        if (iy < 0 || iy >= H) continue;
+        const __global T* row = xc + (size_t)iy * W;
+#pragma unroll
+        for (int kx = 0; kx < KW; kx++) {
+          const int ix = ix0 + kx * dil_w;
+          float16 v;
+          if (fast) {
+#if SW == 1
+            v = LD16(row, ix);
+#elif SW == 2
+            v = (float16)(LD16(row, ix).even, LD16(row, ix + 16).even);
+#else
+            v = load_row16(row, ix, SW, W, true, 0);
+#endif
+          } else {
+            v = load_row16(row, ix, SW, W, true, 0);
+          }
+          if (!inside) v = select((float16)(0.0f), v, keep[kx]);
+          part[ky] = fma(v, (float16)(wk[ky * KW + kx]), part[ky]);
+        }
+      }
+      float16 acc = (float16)(b);
+#pragma unroll
+      for (int ky = 0; ky < KH; ky++) acc += part[ky];
+      acc = ACTIVATE(acc, p0, p1);
+      if (ox0 + 16 <= OW) {
+        if (has_res) acc += LD16(res, ybase + ox0);
+        ST16(y, ybase + ox0, ACTIVATE2(acc, q0, q1));
+      } else {
+        float t[16];
+        vstore16(acc, 0, t);
+        for (int l = 0; ox0 + l < OW; l++) {
+          float v = t[l];
+          if (has_res) v += LD(res, ybase + ox0 + l);
+          ST(y, ybase + ox0 + l, ACTIVATE2(v, q0, q1));
+        }
       }
     }
   }
 }
+#endif
 
+#ifdef CONV_GENERAL
 // General grouped / strided / dilated convolution: each work-item computes CB=8 output channels x 8
 // pixels of one output row. x: [N][G*cin][H][W], w: [G][ncb][cin][KH][KW][8], y: [N][G*cout][OH][OW].
 __kernel void conv_general(__global const T* restrict x, __global const T* restrict w,
                            __global const T* restrict bias, __global const T* restrict res,
                            __global T* restrict y, int cin, int cout, int H, int W, int OH, int OW,
                            int KH, int KW, int SH, int SW, int DH, int DW, int pad_t, int pad_l,
-                           int groups, int has_res, float p0, float p1, float q0, float q1)
+                           int groups, int vec_ok, int has_res, float p0, float p1, float q0, float q1)
 {
   const int ox0 = get_global_id(0) * 8;
   const int oy = get_global_id(1);
@@ -151,7 +218,7 @@ __kernel void conv_general(__global const T* restrict x, __global const T* restr
   float8 acc[8];
   for (int j = 0; j < 8; j++) acc[j] = (float8)(LD(bias, (g * ncb + cb) * 8 + j));
   const int ix0 = ox0 * SW - pad_l;
-  const bool inside = SW == 1 && ix0 >= 0 && ox0 + 7 + (KW - 1) * DW - pad_l < W;
+  const bool inside = ix0 >= 0 && (ox0 + 7) * SW + (KW - 1) * DW - pad_l < W;
   for (int ci = 0; ci < cin; ci++) {
     for (int ky = 0; ky < KH; ky++) {
       const int iy = oy * SH - pad_t + ky * DH;
@@ -160,17 +227,7 @@ __kernel void conv_general(__global const T* restrict x, __global const T* restr
       const __global T* wk = wp + ((size_t)(ci * KH + ky) * KW) * 8;
       for (int kx = 0; kx < KW; kx++) {
         const int ix = ix0 + kx * DW;
-        float8 v;
-        if (inside) {
-          v = LD8(row, ix);
-        } else {
-          float t[8];
-          for (int l = 0; l < 8; l++) {
-            const int xi = ix + l * SW;
-            t[l] = (xi >= 0 && xi < W) ? LD(row, xi) : 0.0f;
-          }
-          v = vload8(0, t);
-        }
+        const float8 v = load_row8(row, ix, SW, W, inside, vec_ok);
         const float8 wv = LD8(wk, kx * 8);
         acc[0] = fma(v, (float8)(wv.s0), acc[0]);
         acc[1] = fma(v, (float8)(wv.s1), acc[1]);
@@ -201,6 +258,9 @@ __kernel void conv_general(__global const T* restrict x, __global const T* restr
   }
 }
 
+#endif
+
+#ifdef CONV_TRANSPOSE
 // ConvTranspose as a gather: each work-item computes one output element from the inputs that reach it.
 // x: [N][G*cin][H][W], w: [G*cin][cout][KH][KW] (ONNX layout), y: [N][G*cout][OH][OW].
 __kernel void conv_transpose(__global const T* restrict x, __global const T* restrict w,
@@ -235,3 +295,4 @@ __kernel void conv_transpose(__global const T* restrict x, __global const T* res
   }
   ST(y, (((size_t)nco * OH + oy) * OW) + ox, ACTIVATE(acc, p0, p1));
 }
+#endif

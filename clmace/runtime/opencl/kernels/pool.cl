@@ -1,0 +1,60 @@
+// 2-D pooling on NCHW: one work-item per output pixel; window geometry as run-time arguments.
+// -DPOOL_MAX or -DPOOL_AVG. pad_b / pad_r are the explicit end pads (count_include_pad counts up to them).
+
+__kernel void pool2d(__global const T* restrict x, __global T* restrict y, int H, int W, int OH, int OW,
+                     int KH, int KW, int SH, int SW, int DH, int DW, int pad_t, int pad_l, int pad_b,
+                     int pad_r, int count_include_pad)
+{
+  const int ox = get_global_id(0);
+  const int oy = get_global_id(1);
+  const int nc = get_global_id(2);
+  if (ox >= OW || oy >= OH) return;
+  const __global T* plane = x + (size_t)nc * H * W;
+#ifdef POOL_MAX
+  float acc = -FLT_MAX;
+#else
+  float acc = 0.0f;
+  int count = 0;
+#endif
+  for (int ky = 0; ky < KH; ky++) {
+    const int iy = oy * SH - pad_t + ky * DH;
+    for (int kx = 0; kx < KW; kx++) {
+      const int ix = ox * SW - pad_l + kx * DW;
+      const bool inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+#ifdef POOL_MAX
+      if (inside) acc = fmax(acc, LD(plane, iy * W + ix));
+#else
+      if (inside) acc += LD(plane, iy * W + ix);
+      if (inside || (count_include_pad && iy >= -pad_t && iy < H + pad_b && ix >= -pad_l && ix < W + pad_r))
+        count++;
+#endif
+    }
+  }
+#ifdef POOL_AVG
+  acc /= (float)max(count, 1);
+#endif
+  ST(y, ((size_t)nc * OH + oy) * OW + ox, acc);
+}
+
+// Global pooling: one work-item per (n, c) plane of `size` elements.
+__kernel void global_pool(__global const T* restrict x, __global T* restrict y, int size, int planes)
+{
+  const int i = get_global_id(0);
+  if (i >= planes) return;
+  const __global T* p = x + (size_t)i * size;
+#ifdef POOL_MAX
+  float acc = -INFINITY;
+  for (int k = 0; k < size; k++) acc = fmax(acc, LD(p, k));
+#else
+  float acc = 0.0f;
+  int k = 0;
+  float16 acc16 = (float16)(0.0f);
+  for (; k + 16 <= size; k += 16) acc16 += LD16(p, k);
+  for (; k < size; k++) acc += LD(p, k);
+  float8 s8 = acc16.lo + acc16.hi;
+  float4 s4 = s8.lo + s8.hi;
+  acc += s4.x + s4.y + s4.z + s4.w;
+  acc /= (float)size;
+#endif
+  ST(y, i, acc);
+}

@@ -1,0 +1,117 @@
+// Reductions and row-wise normalisations. Values are accumulated in float.
+
+#if defined(RED_SUM) || defined(RED_MEAN)
+#define RINIT 0.0f
+#define RSTEP(acc, v) ((acc) + (v))
+#elif defined(RED_MAX)
+#define RINIT -INFINITY
+#define RSTEP(acc, v) ((v) != (v) || (v) > (acc) ? (v) : (acc))
+#elif defined(RED_MIN)
+#define RINIT INFINITY
+#define RSTEP(acc, v) ((v) != (v) || (v) < (acc) ? (v) : (acc))
+#elif defined(RED_PROD)
+#define RINIT 1.0f
+#define RSTEP(acc, v) ((acc) * (v))
+#elif defined(RED_SUM_SQUARE) || defined(RED_L2)
+#define RINIT 0.0f
+#define RSTEP(acc, v) ((acc) + (v) * (v))
+#elif defined(RED_L1)
+#define RINIT 0.0f
+#define RSTEP(acc, v) ((acc) + fabs(v))
+#elif defined(RED_LOG_SUM)
+#define RINIT 0.0f
+#define RSTEP(acc, v) ((acc) + (v))
+#elif defined(RED_LOG_SUM_EXP)
+#define RINIT 0.0f
+#define RSTEP(acc, v) ((acc) + exp((v) - top))
+#endif
+
+#ifdef RSTEP
+// meta = out dims[6] (1 where reduced), input strides of those dims[6], reduced dims[6], their strides[6].
+__kernel void reduce(__global const T* restrict x, __global T* restrict y, __global const int* restrict meta,
+                     int n, int rcount)
+{
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  int rem = i, base = 0;
+  for (int d = 5; d >= 0; d--) {
+    base += (rem % meta[d]) * meta[6 + d];
+    rem /= meta[d];
+  }
+  float top = 0.0f;
+#ifdef RED_LOG_SUM_EXP
+  top = -INFINITY;
+  for (int r = 0; r < rcount; r++) {
+    int rr = r, off = base;
+    for (int d = 5; d >= 0; d--) { off += (rr % meta[12 + d]) * meta[18 + d]; rr /= meta[12 + d]; }
+    top = fmax(top, LD(x, off));
+  }
+  if (isinf(top)) top = 0.0f;
+#endif
+  float acc = RINIT;
+  for (int r = 0; r < rcount; r++) {
+    int rr = r, off = base;
+    for (int d = 5; d >= 0; d--) { off += (rr % meta[12 + d]) * meta[18 + d]; rr /= meta[12 + d]; }
+    const float v = LD(x, off);
+    acc = RSTEP(acc, v);
+  }
+#if defined(RED_MEAN)
+  acc /= (float)rcount;
+#elif defined(RED_L2)
+  acc = sqrt(acc);
+#elif defined(RED_LOG_SUM)
+  acc = log(acc);
+#elif defined(RED_LOG_SUM_EXP)
+  acc = log(acc) + top;
+#endif
+  ST(y, i, acc);
+}
+#endif
+
+// Softmax over the middle axis of [outer][D][inner]; -DLOG gives LogSoftmax.
+__kernel void softmax(__global const T* restrict x, __global T* restrict y, int D, int inner, int n)
+{
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  const size_t base = (size_t)(i / inner) * D * inner + i % inner;
+  float top = -INFINITY;
+  for (int d = 0; d < D; d++) top = fmax(top, LD(x, base + (size_t)d * inner));
+  float sum = 0.0f;
+  for (int d = 0; d < D; d++) sum += exp(LD(x, base + (size_t)d * inner) - top);
+#ifdef LOG
+  const float ls = log(sum);
+  for (int d = 0; d < D; d++) ST(y, base + (size_t)d * inner, LD(x, base + (size_t)d * inner) - top - ls);
+#else
+  const float inv = 1.0f / sum;
+  for (int d = 0; d < D; d++) ST(y, base + (size_t)d * inner, exp(LD(x, base + (size_t)d * inner) - top) * inv);
+#endif
+}
+
+// LayerNormalization of rows of D elements, with per-element scale and bias (bias may be zeros).
+__kernel void layer_norm(__global const T* restrict x, __global const T* restrict scale,
+                         __global const T* restrict bias, __global T* restrict y, int D, int rows, float eps)
+{
+  const int r = get_global_id(0);
+  if (r >= rows) return;
+  const size_t base = (size_t)r * D;
+  float mean = 0.0f;
+  for (int d = 0; d < D; d++) mean += LD(x, base + d);
+  mean /= (float)D;
+  float var = 0.0f;
+  for (int d = 0; d < D; d++) {
+    const float t = LD(x, base + d) - mean;
+    var += t * t;
+  }
+  const float inv = 1.0f / sqrt(var / (float)D + eps);
+  for (int d = 0; d < D; d++) ST(y, base + d, (LD(x, base + d) - mean) * inv * LD(scale, d) + LD(bias, d));
+}
+
+// y = x * scale[c] + shift[c] over [N][C][inner] (inference BatchNormalization).
+__kernel void channel_affine(__global const T* restrict x, __global const T* restrict scale,
+                             __global const T* restrict shift, __global T* restrict y, int C, int inner, int n)
+{
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  const int c = (i / inner) % C;
+  ST(y, i, LD(x, i) * LD(scale, c) + LD(shift, c));
+}
