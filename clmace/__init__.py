@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-from clmace.frontend.convert import convert  # noqa: E402
+from clmace.converter import convert  # noqa: E402
 from clmace.session import InferenceSession, ModelMetadata, NodeArg  # noqa: E402
 
 __all__ = ["InferenceSession", "ModelMetadata", "NodeArg", "convert", "__version__"]

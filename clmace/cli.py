@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from clmace.cli_workflow import register as register_workflow
 from clmace.errors import ClmaceError
 
 EXAMPLES = {
@@ -36,7 +37,7 @@ def _shape_arg(items: Sequence[str]) -> dict[str, tuple[int, ...]]:
 def cmd_convert(args: argparse.Namespace) -> int:
     """Convert ONNX (or every model of a deploy config) to converted-model files."""
     from clmace.config import load_config
-    from clmace.frontend.convert import convert
+    from clmace.converter import convert
 
     jobs = []
     if args.config:
@@ -146,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=1, help="run this many times and report the median")
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs")
     p.add_argument("--profile", action="store_true", help="per-node OpenCL timing table")
+
+    register_workflow(sub, add)
     return parser
 
 

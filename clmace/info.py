@@ -10,6 +10,7 @@ from clmace.errors import ModelError
 from clmace.frontend import modelfile
 from clmace.frontend.convert import build_graph
 from clmace.ir import Graph
+from clmace.runtime.shapes import dry_run_shapes
 
 
 def _tensors(values) -> list[dict]:
@@ -37,6 +38,9 @@ def model_info(path: str, input_shapes: Mapping[str, Sequence[int]] | None = Non
         info["format"] = "onnx"
         info["original"] = _summary(original)
         info["passes"] = report
+    if total_flops(graph) is None and all(v.is_static() for v in graph.inputs):
+        # ONNX shape inference stops at data-dependent shapes (e.g. a computed Pad); a dry run does not
+        dry_run_shapes(graph, {v.name: v.shape for v in graph.inputs})
     info.update(opset=graph.opset, inputs=_tensors(graph.inputs), outputs=_tensors(graph.outputs),
                 parameters=graph.parameter_count(), optimized=_summary(graph))
     return info

@@ -125,13 +125,24 @@ class InferenceSession:
         known = self.graph.output_names()
         wanted = list(output_names) if output_names else known
         for name in wanted:
-            if name not in known and name not in self.graph.values:
-                raise ValueError(f"unknown output {name!r}; outputs: {known}")
+            if name not in known and name not in self._computed_values():
+                why = " (a graph pass fused it away)" if name in self.graph.values else ""
+                raise ValueError(f"unknown output {name!r}{why}; outputs: {known}")
         runtime = self._runtime_for({k: v.shape for k, v in feeds.items()})
         result = runtime.run(feeds, wanted)
         return [result[name] for name in wanted]
 
+    @property
+    def runtime(self) -> Any:
+        """The runtime planned most recently (None before the first plan)."""
+        return next(reversed(self._runtimes.values()), None) if self._runtimes else None
+
     # --- internals -----------------------------------------------------------------------------
+    def _computed_values(self) -> set[str]:
+        """Every value name the graph still computes or holds, i.e. what run() can return."""
+        names = {v.name for v in self.graph.inputs} | set(self.graph.initializers)
+        return names | {o for node in self.graph.nodes for o in node.outputs if o}
+
     def _check_feeds(self, input_feed: Mapping[str, Any]) -> dict[str, np.ndarray]:
         expected = {v.name: v for v in self.graph.inputs}
         unknown = sorted(set(input_feed) - set(expected))

@@ -1,13 +1,11 @@
-"""ONNX -> optimised IR -> converted-model file, in one call."""
+"""ONNX -> optimised IR, in one call."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 
 import onnx
 
-from clmace.frontend import modelfile
 from clmace.frontend.onnx_import import ModelSource, load_onnx, onnx_to_ir
 from clmace.frontend.passes import optimize
 from clmace.ir import Graph
@@ -20,11 +18,3 @@ def build_graph(model: ModelSource | onnx.ModelProto, input_shapes: Mapping[str,
     report = optimize(graph) if run_passes else {"nodes_before": len(graph.nodes),
                                                   "nodes_after": len(graph.nodes)}
     return graph, report
-
-
-def convert(model: ModelSource, output: str | os.PathLike,
-            input_shapes: Mapping[str, Sequence[int]] | None = None) -> dict[str, int]:
-    """Convert an ONNX model to a clmace converted-model file; return the pass report."""
-    graph, report = build_graph(model, input_shapes)
-    modelfile.save(graph, output, extra={"passes": report})
-    return report

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Union
 
 import numpy as np
 
@@ -11,9 +10,9 @@ from clmace.errors import UnsupportedOpError
 
 # An op is a plain function: fn(*inputs, **attributes) -> array or tuple of arrays.
 # Omitted optional inputs arrive as None; attributes arrive as ONNX names.
-OpFn = Callable[..., Union[np.ndarray, tuple]]
+OpFn = Callable[..., np.ndarray | tuple]
 # A module's table maps an op name to one function, or to {since_opset: function}.
-OpTable = Mapping[str, Union[OpFn, Mapping[int, OpFn]]]
+OpTable = Mapping[str, OpFn | Mapping[int, OpFn]]
 
 
 class Registry:

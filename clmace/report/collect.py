@@ -144,7 +144,7 @@ def _run_steps(data: dict, model: str, device: str, runs: int, warmup: int, prec
                progress: Progress | None) -> list[dict]:
     """Run the five workflow steps, filling data; return the step records."""
     from clmace.benchmark import bench
-    from clmace.frontend.convert import convert
+    from clmace.converter import convert
     from clmace.validate import validate
 
     steps = _Steps(progress, 5)

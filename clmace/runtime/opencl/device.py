@@ -199,6 +199,9 @@ def device_index(device: Any) -> int:
     return -1
 
 
+_CONTEXTS: dict[int, tuple[Any, Any]] = {}
+
+
 def create_context(device: Any) -> tuple[Any, Any]:
     """A context on device and an in-order queue with profiling enabled."""
     import pyopencl as cl
@@ -206,3 +209,11 @@ def create_context(device: Any) -> tuple[Any, Any]:
     context = cl.Context([device])
     queue = cl.CommandQueue(context, device, properties=cl.command_queue_properties.PROFILING_ENABLE)
     return context, queue
+
+
+def shared_context(device: Any) -> tuple[Any, Any]:
+    """The process-wide context and queue of a device: runtimes on one device share built programs."""
+    key = int(device.int_ptr)
+    if key not in _CONTEXTS:
+        _CONTEXTS[key] = create_context(device)
+    return _CONTEXTS[key]

@@ -74,6 +74,7 @@ class Plan:
         self.upload_bytes = 0
         self._const_bufs: dict[str, Any] = {}
         self._keep: list[Any] = []
+        self.program_keys: set[tuple[str, tuple[str, ...]]] = set()
         self._views()
         self._allocate()
         self.steps: list[Launch | HostStep] = []
@@ -193,6 +194,7 @@ class Plan:
     # --- launches ------------------------------------------------------------------------------
     def kernel(self, file: str, name: str, defines: dict[str, Any] | None = None) -> Any:
         """A kernel object from the (deduplicated) program for file + defines."""
+        self.program_keys.add(self.builder.key(file, defines or {}))
         return self.builder.kernel(file, name, defines or {})
 
     def launch(self, node: Node, kernel: Any, args: Sequence[Any], gws: Sequence[int],

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from typing import Any
 
@@ -15,7 +16,7 @@ COMMON = "common.cl"  # macros every program starts with (storage type, activati
 BASE_OPTIONS = ("-cl-mad-enable",)
 
 
-@lru_cache(maxsize=None)
+@cache
 def kernel_source(file: str) -> str:
     """The full source of one kernel file, with the common header in front."""
     folder = resources.files("clmace.runtime.opencl") / "kernels"
@@ -32,6 +33,17 @@ def define_options(defines: dict[str, Any]) -> list[str]:
     return opts
 
 
+_BUILDERS: dict[tuple[int, int], ProgramBuilder] = {}
+
+
+def shared_builder(context: Any, device: Any, program_store: Any = None) -> ProgramBuilder:
+    """The builder of one (context, program store): plans on one device reuse each other's programs."""
+    key = (int(context.int_ptr), id(program_store))
+    if key not in _BUILDERS:
+        _BUILDERS[key] = ProgramBuilder(context, device, program_store)
+    return _BUILDERS[key]
+
+
 class ProgramBuilder:
     """Builds each distinct (kernel file, options) program once, through the program store when given."""
 
@@ -39,17 +51,27 @@ class ProgramBuilder:
         self.context, self.device, self.store = context, device, program_store
         self._programs: dict[tuple[str, tuple[str, ...]], Any] = {}
         self.build_seconds = 0.0
+        self._lock = threading.Lock()
 
     def program(self, file: str, defines: dict[str, Any]) -> Any:
         """The built program for this kernel file and -D set."""
-        options = list(BASE_OPTIONS) + define_options(defines)
-        key = (file, tuple(options))
-        prog = self._programs.get(key)
-        if prog is None:
-            start = time.perf_counter()
-            prog = build_program(self.context, self.device, file, kernel_source(file), options, self.store)
-            self.build_seconds += time.perf_counter() - start
-            self._programs[key] = prog
+        return self.program_by_key(self.key(file, defines))
+
+    @staticmethod
+    def key(file: str, defines: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+        """The dedup key of a program: kernel file and full option list."""
+        return file, tuple(list(BASE_OPTIONS) + define_options(defines))
+
+    def program_by_key(self, key: tuple[str, tuple[str, ...]]) -> Any:
+        """The built program for a key made by `key()`."""
+        with self._lock:
+            prog = self._programs.get(key)
+            if prog is None:
+                file, options = key
+                start = time.perf_counter()
+                prog = build_program(self.context, self.device, file, kernel_source(file), list(options), self.store)
+                self.build_seconds += time.perf_counter() - start
+                self._programs[key] = prog
         return prog
 
     def kernel(self, file: str, name: str, defines: dict[str, Any]) -> Any:
@@ -65,7 +87,12 @@ class ProgramBuilder:
 
     def keys(self) -> list[str]:
         """Readable 'file options' keys of the programs built."""
-        return [f"{file} {' '.join(opts)}" for file, opts in self._programs]
+        return [describe_key(k) for k in self._programs]
+
+
+def describe_key(key: tuple[str, tuple[str, ...]]) -> str:
+    """'file -Dopt ...' for a program key."""
+    return f"{key[0]} {' '.join(key[1])}"
 
 
 def build_program(context: Any, device: Any, name: str, source: str, options: list[str],

@@ -14,10 +14,10 @@ from clmace.errors import ConfigError, DeviceError, ModelError, UnsupportedOpErr
 from clmace.ir import Graph
 from clmace.ops.call import call_node
 from clmace.runtime.opencl import ops_conv, ops_data, ops_eltwise, ops_gemm, ops_reduce
-from clmace.runtime.opencl.device import DeviceInfo, create_context, describe, device_index, select_device
+from clmace.runtime.opencl.device import DeviceInfo, describe, device_index, select_device, shared_context
 from clmace.runtime.opencl.plan import HostStep, Launch, Plan
 from clmace.runtime.opencl.profile import format_profile
-from clmace.runtime.opencl.programs import ProgramBuilder
+from clmace.runtime.opencl.programs import describe_key, shared_builder
 
 log = logging.getLogger("clmace.opencl")
 
@@ -54,8 +54,8 @@ class OpenCLRuntime:
         if precision == "fp16" and not self.device_info.fp16 and not opts["fp16_without_extension"]:
             raise DeviceError(f"precision 'fp16' needs the cl_khr_fp16 extension, which {self.device_info.name!r} "
                               f"({self.device_info.platform}) does not report; use precision='fp32'")
-        self.context, self.queue = create_context(self._device)
-        self.builder = ProgramBuilder(self.context, self._device, program_store)
+        self.context, self.queue = shared_context(self._device)
+        self.builder = shared_builder(self.context, self._device, program_store)
         self.plan = Plan(graph, self.context, self.queue, self._device, self.builder, LOWERINGS,
                          half=precision == "fp16")
         self._check_host_nodes(strict)
@@ -69,7 +69,7 @@ class OpenCLRuntime:
         self._last_wall = 0.0
         self.setup_seconds = time.perf_counter() - start
         log.info("OpenCL plan on %s: %d launches, %d programs, %.1f KiB arena, %.2f s", self.device_info.name,
-                 len(self._steps), self.builder.count, self.plan.arena_bytes / 1024, self.setup_seconds)
+                 len(self._steps), len(self.plan.program_keys), self.plan.arena_bytes / 1024, self.setup_seconds)
 
     def _check_host_nodes(self, strict: bool) -> None:
         host = self.plan.host_nodes()
@@ -215,5 +215,9 @@ class OpenCLRuntime:
                 "bound": self.memory_bound_bytes(), "peak": self.peak_memory_bytes()}
 
     def program_count(self) -> int:
-        """Distinct OpenCL programs this plan built."""
-        return self.builder.count
+        """Distinct OpenCL programs this plan uses."""
+        return len(self.plan.program_keys)
+
+    def programs(self) -> list[str]:
+        """'file -Doptions' of each program this plan uses."""
+        return sorted(describe_key(k) for k in self.plan.program_keys)

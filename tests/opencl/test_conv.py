@@ -1,0 +1,128 @@
+"""Conv / ConvTranspose kernels against the NumPy runtime: pointwise, depthwise, grouped, general."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import helper
+
+from tests.opencl.conftest import compare, make_model, runtime_of
+
+SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+
+
+def conv_model(n, c, h, w, cout, k, stride=(1, 1), dil=(1, 1), pads=(0, 0, 0, 0), group=1, bias=True,
+               act=None, seed=0):
+    """x -> Conv (-> activation node) -> y, weights random."""
+    rng = np.random.default_rng(seed)
+    kh, kw = k
+    inits = [("w", rng.standard_normal((cout, c // group, kh, kw)).astype(np.float32) * 0.3)]
+    inputs = ["x", "w"]
+    if bias:
+        inits.append(("b", rng.standard_normal(cout).astype(np.float32)))
+        inputs.append("b")
+    nodes = [helper.make_node("Conv", inputs, ["c" if act else "y"], strides=list(stride), dilations=list(dil),
+                              pads=list(pads), group=group, kernel_shape=[kh, kw])]
+    if act == "Clip":
+        inits += [("lo", np.array(0.0, np.float32)), ("hi", np.array(6.0, np.float32))]
+        nodes.append(helper.make_node("Clip", ["c", "lo", "hi"], ["y"]))
+    elif act:
+        nodes.append(helper.make_node(act, ["c"], ["y"]))
+    return make_model(nodes, [("x", [n, c, h, w])], [("y", None)], inits)
+
+
+ACTS = st.sampled_from([None, "Relu", "Clip", "Sigmoid", "HardSwish", "Tanh", "LeakyRelu"])
+
+
+@SETTINGS
+@given(n=st.integers(1, 2), c=st.integers(1, 20), cout=st.integers(1, 40), h=st.integers(1, 19),
+       w=st.integers(1, 37), act=ACTS, bias=st.booleans())
+def test_pointwise(n, c, cout, h, w, act, bias) -> None:
+    """1x1 stride-1 convolutions: odd channel counts, pixel tails, batch > 1, fused activations."""
+    compare(conv_model(n, c, h, w, cout, (1, 1), bias=bias, act=act))
+
+
+@SETTINGS
+@given(c=st.integers(1, 24), mult=st.integers(1, 2), h=st.integers(1, 30), w=st.integers(1, 40),
+       k=st.sampled_from([1, 3, 5]), s=st.integers(1, 3), d=st.integers(1, 2),
+       pads=st.tuples(*[st.integers(0, 2)] * 4), act=ACTS)
+def test_depthwise(c, mult, h, w, k, s, d, pads, act) -> None:
+    """Depthwise convolutions with every stride, dilation and (asymmetric) padding."""
+    if (h + pads[0] + pads[2] - (k - 1) * d - 1) < 0 or (w + pads[1] + pads[3] - (k - 1) * d - 1) < 0:
+        return
+    compare(conv_model(2, c, h, w, c * mult, (k, k), (s, s), (d, d), pads, group=c, act=act))
+
+
+@SETTINGS
+@given(c=st.integers(1, 3), g=st.integers(1, 3), cout=st.integers(1, 3), h=st.integers(1, 20),
+       w=st.integers(1, 25), kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3),
+       sw=st.integers(1, 3), dh=st.integers(1, 2), dw=st.integers(1, 2), pads=st.tuples(*[st.integers(0, 3)] * 4))
+def test_general(c, g, cout, h, w, kh, kw, sh, sw, dh, dw, pads) -> None:
+    """Grouped, strided, dilated, asymmetrically padded convolutions (the general kernel)."""
+    if (h + pads[0] + pads[2] - (kh - 1) * dh - 1) < 0 or (w + pads[1] + pads[3] - (kw - 1) * dw - 1) < 0:
+        return
+    compare(conv_model(1, c * g, h, w, cout * g, (kh, kw), (sh, sw), (dh, dw), pads, group=g))
+
+
+@pytest.mark.parametrize("shape", [(1, 3, 1, 1), (2, 5, 1, 1), (1, 1, 7, 1), (1, 2, 1, 9)])
+def test_tiny_images(shape) -> None:
+    """1x1 images and single rows/columns through each conv kernel."""
+    n, c, h, w = shape
+    compare(conv_model(n, c, h, w, 4, (1, 1)))
+    compare(conv_model(n, c, h, w, c, (3, 3), pads=(1, 1, 1, 1), group=c))
+    compare(conv_model(n, c, h, w, 3, (3, 3), pads=(1, 1, 1, 1)))
+
+
+def test_stem_and_dilated() -> None:
+    """A 3x3 stride-2 stem on an image and a dilated 3x3 conv."""
+    compare(conv_model(1, 3, 32, 32, 16, (3, 3), (2, 2), pads=(1, 1, 1, 1), act="Clip"))
+    compare(conv_model(1, 8, 17, 23, 8, (3, 3), dil=(2, 3), pads=(2, 3, 2, 3)))
+
+
+def residual_model(post_act: str | None, kind: str) -> object:
+    """x -> conv -> Add(x) [-> act]: the plan fuses the Add (and act) into the conv."""
+    rng = np.random.default_rng(1)
+    c = 12
+    k = 1 if kind == "pointwise" else 3
+    group = c if kind == "depthwise" else 1
+    w = rng.standard_normal((c, c // group, k, k)).astype(np.float32) * 0.2
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[k // 2] * 4, group=group),
+             helper.make_node("Add", ["c", "x"], ["a" if post_act else "y"])]
+    if post_act:
+        nodes.append(helper.make_node(post_act, ["a"], ["y"]))
+    return make_model(nodes, [("x", [1, c, 9, 11])], [("y", None)], [("w", w)])
+
+
+@pytest.mark.parametrize("kind", ["pointwise", "depthwise", "general"])
+@pytest.mark.parametrize("post_act", [None, "Relu"])
+def test_fused_residual(kind, post_act) -> None:
+    """Add (and a following activation) fused into the conv: one launch, same result."""
+    sess = compare(residual_model(post_act, kind))
+    rt = runtime_of(sess)
+    assert len(rt.plan.steps) == 1
+    assert set(rt.node_devices().values()) == {"opencl"}
+
+
+def test_pad_fused_into_conv() -> None:
+    """A zero Pad on H/W before a conv becomes the conv's (asymmetric) padding."""
+    rng = np.random.default_rng(2)
+    w = rng.standard_normal((6, 1, 3, 3)).astype(np.float32)
+    nodes = [helper.make_node("Pad", ["x", "pads"], ["p"]),
+             helper.make_node("Conv", ["p", "w"], ["y"], strides=[2, 2], group=6)]
+    pads = np.array([0, 0, 0, 1, 0, 0, 1, 2], np.int64)
+    sess = compare(make_model(nodes, [("x", [1, 6, 14, 15])], [("y", None)], [("w", w), ("pads", pads)]))
+    assert len(runtime_of(sess).plan.steps) == 1
+
+
+@pytest.mark.parametrize("stride,pads,out_pad,group", [(1, 0, 0, 1), (2, 1, 1, 1), (2, 0, 0, 2), (3, 2, 0, 1)])
+def test_conv_transpose(stride, pads, out_pad, group) -> None:
+    """ConvTranspose with strides, pads, output_padding and groups."""
+    rng = np.random.default_rng(3)
+    c, cout = 4, 3
+    w = rng.standard_normal((c, cout, 3, 3)).astype(np.float32)
+    b = rng.standard_normal(cout * group).astype(np.float32)
+    node = helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], strides=[stride, stride], pads=[pads] * 4,
+                            output_padding=[out_pad, out_pad], group=group)
+    compare(make_model([node], [("x", [2, c, 5, 6])], [("y", None)], [("w", w), ("b", b)]))
