@@ -16,6 +16,10 @@ from clmace.cli_workflow import register as register_workflow
 from clmace.errors import ClmaceError
 
 EXAMPLES = {
+    "devices": "clmace devices",
+    "compile": "clmace compile model.clmace --device opencl -o model.bin --input-shape input=1,3,224,224",
+    "inspect": "clmace inspect model.bin\n  clmace inspect mace_cl_compiled_program.bin --json",
+    "cache": "clmace cache list\n  clmace cache prune",
     "convert": "clmace convert model.onnx -o model.clmace --input-shape input=1,3,224,224\n"
                "  clmace convert --config deploy.yml -o build/",
     "info": "clmace info model.clmace\n  clmace info model.onnx --json",
@@ -114,6 +118,73 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_devices(args: argparse.Namespace) -> int:
+    """List every OpenCL platform and device."""
+    from clmace.runtime.opencl.device import list_devices
+
+    devices = list_devices()
+    if args.json:
+        print(json.dumps([d.__dict__ for d in devices], indent=2))
+    for d in [] if args.json else devices:
+        print(d.describe())
+    if not devices and not args.json:
+        print("no OpenCL device found")
+    return 0
+
+
+def cmd_compile(args: argparse.Namespace) -> int:
+    """Build (and warm up) every program a model needs on a device and save the compiled-program file."""
+    from clmace.session import InferenceSession
+
+    start = time.perf_counter()
+    options = {"sign_key": args.sign_key} if args.sign_key else {}
+    sess = InferenceSession(args.model, device=args.device, input_shapes=_shape_arg(args.input_shape) or None,
+                            precision=args.precision, compiled_program=os.path.abspath(args.output), **options)
+    if sess.runtime is None:
+        raise ClmaceError("the model has dynamic input shapes: pass --input-shape NAME=D0,D1,.. for each")
+    status = sess.program_store.status()
+    if not sess.program_store.save():
+        raise ClmaceError(f"could not write {args.output} (see the warning above)")
+    size = os.path.getsize(args.output) if os.path.exists(args.output) else 0
+    print(f"{args.output}: {status['hits'] + status['misses']} programs ({status['misses']} compiled, "
+          f"{status['hits']} reused) for {sess.runtime.device_info.name!r}, {size:,} bytes, "
+          f"{time.perf_counter() - start:.2f} s")
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    """Describe a clmace or MACE compiled-program file."""
+    from clmace.store.inspect import inspect_path, render_text
+
+    info = inspect_path(args.file)
+    print(json.dumps(info, indent=2, default=str) if args.json else render_text(info, args.verbose_entries))
+    return 0
+
+
+def cmd_cache(args: argparse.Namespace) -> int:
+    """List, prune or clear the default compiled-program cache."""
+    from clmace.store import cache
+
+    if args.action == "list":
+        info = cache.list_cache()
+        if args.json:
+            print(json.dumps(info, indent=2))
+            return 0
+        print(f"cache directory: {info['cache_dir']}")
+        for f in info["program_files"]:
+            print(f"  {f['path']} ({f['size']:,} bytes)" + (f": {f['error']}" if "error" in f else ""))
+            for sec in f.get("sections", []):
+                print(f"    {sec['device']}: {sec['entries']} programs, {sec['tuned']} tuned records")
+        pocl = info["pocl_cache"]
+        print(f"  PoCL kernel cache: {pocl['files']} files, {pocl['size']:,} bytes")
+    elif args.action == "prune":
+        removed = cache.prune(cache.present_fingerprints())
+        print("\n".join(removed) if removed else "nothing to prune")
+    else:
+        print(f"cleared {cache.clear():,} bytes")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="clmace", description="MACE-style inference engine for ONNX models.")
@@ -147,6 +218,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeat", type=int, default=1, help="run this many times and report the median")
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs")
     p.add_argument("--profile", action="store_true", help="per-node OpenCL timing table")
+
+    p = add("devices", cmd_devices, "List every OpenCL platform and device (index, type, driver, memory, fp16).")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+    p = add("compile", cmd_compile, "Build a model's OpenCL programs on a device and save the compiled-program file.")
+    p.add_argument("model", help=".onnx or converted-model file")
+    p.add_argument("-o", "--output", required=True, help="compiled-program file to write (merged if present)")
+    p.add_argument("--device", default="opencl", help="opencl, gpu or opencl:N")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"], help="storage precision")
+    p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,..", help="fix a dynamic input's shape")
+    p.add_argument("--sign-key", help="Ed25519 private key (from `clmace keygen`) to sign the file with")
+
+    p = add("inspect", cmd_inspect, "Show what a compiled-program file holds (clmace's, or MACE's).")
+    p.add_argument("file", help="compiled-program file")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-e", "--entries", dest="verbose_entries", action="store_true",
+                   help="also list every entry and tuned record")
+
+    p = add("cache", cmd_cache, "List, prune or clear the default compiled-program cache ($CLMACE_CACHE_DIR).")
+    p.add_argument("action", choices=["list", "prune", "clear"])
+    p.add_argument("--json", action="store_true", help="machine-readable output (list)")
 
     register_workflow(sub, add)
     return parser

@@ -65,7 +65,10 @@ class InferenceSession:
                  input_shapes: Mapping[str, Sequence[int]] | None = None, precision: str = "fp32",
                  strict: bool = False, **options: Any) -> None:
         self.device = device or _device_from_providers(providers) or os.environ.get("CLMACE_DEVICE", "cpu")
-        self.precision, self.strict, self.options = precision, strict, options
+        self.precision, self.strict = precision, strict
+        self.options = dict(options)
+        # The store must exist before OpenCL is first touched: it may point PoCL's kernel cache elsewhere.
+        self.program_store = self._make_store(self.options) if self.device != "cpu" else None
         level = getattr(sess_options, "graph_optimization_level", None)
         self._run_passes = getattr(level, "name", str(level)) != "ORT_DISABLE_ALL"
         self._proto: onnx.ModelProto | None = None
@@ -85,6 +88,18 @@ class InferenceSession:
             self._runtimes[()] = NumpyRuntime(self.graph)  # shape-agnostic: one runtime serves all shapes
         elif all(v.is_static() for v in self.graph.inputs):
             self._runtime_for({v.name: tuple(v.shape) for v in self.graph.inputs})  # type: ignore[arg-type]
+
+    @staticmethod
+    def _make_store(options: dict[str, Any]) -> Any:
+        """The compiled-program store for this session, or None when compiled_program=False."""
+        path = options.pop("compiled_program", None)
+        store_args = {k: options.pop(k) for k in ("trusted_keys", "sign_key") if k in options}
+        paths = options.pop("program_paths", None)
+        if path is False:
+            return None
+        from clmace.store import ProgramStore
+
+        return ProgramStore(path=None if path is None else os.fspath(path), search_paths=paths, **store_args)
 
     @staticmethod
     def _is_converted(model: Any) -> bool:
@@ -198,7 +213,14 @@ class InferenceSession:
 
         if not self.device.startswith(("opencl", "gpu")):
             raise ModelError(f"unknown device {self.device!r}; expected 'cpu', 'opencl', 'gpu' or 'opencl:N'")
-        return OpenCLRuntime(graph, self.device, precision=self.precision, strict=self.strict, **self.options)
+        runtime = OpenCLRuntime(graph, self.device, precision=self.precision, strict=self.strict,
+                                program_store=self.program_store, **self.options)
+        if self.program_store is not None and self.program_store.status()["unsaved"]:
+            # Drivers finish compiling at the first launch (PoCL: per work-group size), so run once before
+            # saving: the file then holds everything a warm start needs.
+            runtime.run({v.name: np.zeros(v.shape, v.dtype) for v in graph.inputs})
+            self.program_store.save()
+        return runtime
 
     def profile_table(self) -> str:
         """Per-node timing table of the last run (OpenCL devices only)."""

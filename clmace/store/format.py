@@ -8,7 +8,7 @@ import math
 import re
 import struct
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ from clmace.store.fingerprint import DeviceFingerprint
 
 MAGIC = b"CLMACEPF"
 FORMAT_VERSION = 1
-FLAG_SIGNED = 0x1  # an Ed25519 signature block precedes the CRC trailer (reserved; not verified yet)
+FLAG_SIGNED = 0x1  # a signature block precedes the CRC trailer; clmace.store.signing gives it meaning
 KNOWN_FLAGS = FLAG_SIGNED
 _HEADER = struct.Struct("<8sIId")  # magic, format version, flags, created
 _HEX64 = re.compile(r"[0-9a-f]{64}")
@@ -126,16 +126,25 @@ def _section(sec: Section) -> bytes:
     return struct.pack("<I", len(payload)) + payload
 
 
-def dumps(pf: ProgramFile) -> bytes:
-    """Serialize a ProgramFile (sections, entries and blobs in sorted order, so output is deterministic)."""
-    flags = FLAG_SIGNED if pf.signature else 0
+def dumps(pf: ProgramFile, signer: Callable[[bytes], bytes] | None = None) -> bytes:
+    """Serialize a ProgramFile (sorted, so output is deterministic); `signer` makes the signature block.
+
+    Without a signer, `pf.signature` (as read) is written back verbatim; it only verifies if nothing changed.
+    """
+    flags = FLAG_SIGNED if (signer is not None or pf.signature) else 0
     parts = [_HEADER.pack(MAGIC, FORMAT_VERSION, flags, float(pf.created)), _str(pf.engine_version)]
     parts.append(struct.pack("<I", len(pf.sections)))
     parts += [_section(pf.sections[k]) for k in sorted(pf.sections)]
-    if pf.signature:
-        parts.append(_blob(pf.signature))
-    data = b"".join(parts)
+    body = b"".join(parts)
+    # The signature covers every byte before its block, the header's SIGNED flag included.
+    signature = signer(body) if signer is not None else pf.signature
+    data = body + _blob(signature) if flags else body
     return data + struct.pack("<I", zlib.crc32(data))
+
+
+def signed_part(data: bytes, pf: ProgramFile) -> bytes:
+    """The bytes a signature covers in file `data` that parsed as `pf`: all before the signature block."""
+    return bytes(data[:len(data) - 4 - 4 - len(pf.signature)])
 
 
 # ---------------------------------------------------------------- reading
@@ -225,10 +234,10 @@ def _read_entry(r: _Reader, where: str, strict: bool, report: CrcReport, sec_key
         r.need(size, where)
     r.pos += size
     stored_crc = r.u32(f"{where} crc")
-    body = r.data[body_start:body_start + size]
+    body = memoryview(r.data)[body_start:body_start + size]  # a view: no copy of a large binary
     crc_ok = zlib.crc32(body) == stored_crc
     if not crc_ok and strict:
-        raise ProgramFileError(f"crc mismatch in {where} {_entry_label(body)!r}")
+        raise ProgramFileError(f"crc mismatch in {where} {_entry_label(bytes(body))!r}")
     key, entry = _parse_entry_body(_Reader(r.data, body_start, body_start + size), where)
     report.entries.append((sec_key, key, entry.name, crc_ok))
     return key, entry
@@ -281,6 +290,8 @@ def _read_section(r: _Reader, index: int, strict: bool, report: CrcReport) -> Se
         text = s.str(f"{where} tuned record {key!r}")
         try:
             value = json.loads(text)
+        except RecursionError:  # deeply nested arrays; json raises this, not a ValueError
+            raise ProgramFileError(f"{where} tuned record {key!r} is nested too deeply") from None
         except ValueError as e:
             raise ProgramFileError(f"{where} tuned record {key!r} is not JSON: {e}") from None
         if not isinstance(value, dict):
@@ -316,7 +327,7 @@ def parse(data: bytes, strict: bool = True) -> tuple[ProgramFile, CrcReport]:
     if r.left():
         raise ProgramFileError(f"{r.left()} unexplained bytes before the checksum trailer")
     (stored,) = struct.unpack_from("<I", data, len(data) - 4)
-    computed = zlib.crc32(data[:-4])
+    computed = zlib.crc32(memoryview(data)[:-4])
     report.file_ok, report.file_stored, report.file_computed = stored == computed, stored, computed
     if strict and not report.file_ok:
         raise ProgramFileError(f"file crc mismatch: trailer says {stored:08x}, contents give {computed:08x}")

@@ -1,43 +1,80 @@
-"""Reading and atomically writing compiled-program files, merging under a file lock."""
+"""Reading and atomically writing compiled-program files, merging under a file lock; signature policy."""
 
 from __future__ import annotations
 
 import logging
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from typing import Any
 
 import filelock
 
 from clmace.errors import ProgramFileError
-from clmace.store.format import ProgramFile, Section, dumps, loads
+from clmace.store.format import FLAG_SIGNED, MAGIC, ProgramFile, Section, dumps, loads
 
 log = logging.getLogger("clmace.store")
 
 LOCK_TIMEOUT_S = 10.0  # a writer stuck longer than this costs us one save, not a hung exit
 
 
-def read_file(path: str) -> ProgramFile:
-    """Read and validate a compiled-program file; FileNotFoundError if absent, ProgramFileError if bad."""
+class UntrustedFileError(ProgramFileError):
+    """A valid file refused because trusted keys are set and no trusted key signed its contents."""
+
+
+def _read_bytes(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            return f.read()
     except FileNotFoundError:
         raise
     except OSError as e:
         raise ProgramFileError(f"{path}: cannot read ({e.strerror or e})") from e
+
+
+def _decode(path: str, data: bytes, trusted_keys: Sequence[Any] | None) -> ProgramFile:
     try:
-        return loads(data)
+        pf = loads(data)
     except ProgramFileError as e:
         raise ProgramFileError(f"{path}: {e}") from None
+    if trusted_keys is not None:
+        from clmace.store import signing  # imported only when keys are in play: it loads `cryptography`
+
+        status = signing.file_status(data, pf, trusted_keys)
+        if status.state != "valid":
+            raise UntrustedFileError(f"{path}: refused as foreign code: {status.reason or status.describe()}")
+    return pf
+
+
+def read_file(path: str, trusted_keys: Sequence[Any] | None = None) -> ProgramFile:
+    """Read and validate a compiled-program file; FileNotFoundError if absent, ProgramFileError if bad.
+
+    With `trusted_keys` (Ed25519 public keys or PEM paths; None: no check), a file not validly signed by one
+    of them raises UntrustedFileError.
+    """
+    return _decode(path, _read_bytes(path), trusted_keys)
+
+
+def is_signed(data: bytes) -> bool:
+    """True when bytes start like a clmace file whose header sets the SIGNED flag (damaged or not)."""
+    return len(data) >= 16 and data[:8] == MAGIC and bool(int.from_bytes(data[12:16], "little") & FLAG_SIGNED)
+
+
+def holds_signed_file(path: str) -> bool:
+    """True when `path` holds a file whose header says it is signed."""
+    try:
+        with open(path, "rb") as f:
+            return is_signed(f.read(16))
+    except OSError:
+        return False
 
 
 def merge(base: ProgramFile | None, update: ProgramFile,
           removed: Mapping[str, set[str]] | None = None) -> ProgramFile:
     """Union of two files: `update` wins on equal keys; `removed` drops entry keys per section key."""
     removed = removed or {}
-    out = ProgramFile(update.engine_version, update.created, {}, update.signature)
+    out = ProgramFile(update.engine_version, update.created, {})  # merged contents: any old signature is void
     if base is not None:
         for key, sec in base.sections.items():
             gone = removed.get(key, set())
@@ -50,11 +87,15 @@ def merge(base: ProgramFile | None, update: ProgramFile,
     return out
 
 
-def _current(path: str, engine_version: str) -> ProgramFile | None:
-    """The file now on disk if it is worth merging with (same engine version, intact), else None."""
+def _current(path: str, data: bytes | None, engine_version: str, trusted_keys: Sequence[Any] | None
+             ) -> ProgramFile | None:
+    """The file now on disk if it is worth merging with (same engine version, intact, trusted), else None."""
+    if data is None:
+        return None
     try:
-        pf = read_file(path)
-    except FileNotFoundError:
+        pf = _decode(path, data, trusted_keys)
+    except UntrustedFileError as e:
+        log.info("replacing %s without merging: its entries cannot go into a signed file: %s", path, e)
         return None
     except ProgramFileError as e:
         log.info("replacing damaged compiled-program file: %s", e)
@@ -92,14 +133,31 @@ def _write_atomic(path: str, data: bytes) -> None:
 
 
 def write_file(path: str, pf: ProgramFile, removed: Mapping[str, set[str]] | None = None,
-               merge_existing: bool = True, timeout: float = LOCK_TIMEOUT_S) -> bool:
-    """Merge `pf` into `path` atomically under `path + '.lock'`; False (and a warning) on failure."""
+               merge_existing: bool = True, timeout: float = LOCK_TIMEOUT_S,
+               signer: Callable[[bytes], bytes] | None = None, trusted_keys: Sequence[Any] | None = None) -> bool:
+    """Merge `pf` into `path` atomically under `path + '.lock'`; False (and a warning) on failure.
+
+    With `signer` the result is signed, and the file on disk is merged only if one of `trusted_keys` signed
+    it (a signature vouches for every entry). Without one, a signed file on disk is never replaced.
+    """
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         # The OS releases this lock when its holder dies (even by SIGKILL), so a crash never blocks writers.
         with filelock.FileLock(path + ".lock", timeout=timeout):
-            current = _current(path, pf.engine_version) if merge_existing else None
-            _write_atomic(path, dumps(merge(current, pf, removed)))
+            try:
+                data: bytes | None = _read_bytes(path)
+            except FileNotFoundError:
+                data = None
+            except ProgramFileError as e:
+                log.info("replacing unreadable compiled-program file: %s", e)
+                data = None
+            if signer is None and data is not None and is_signed(data):
+                log.warning("compiled-program file not written: %s is signed and this process has no signing "
+                            "key (an unsigned file never replaces a signed one)", path)
+                return False
+            keys = list(trusted_keys or []) if signer is not None else None
+            current = _current(path, data, pf.engine_version, keys) if merge_existing else None
+            _write_atomic(path, dumps(merge(current, pf, removed), signer=signer))
         return True
     except filelock.Timeout:
         log.warning("compiled-program file not written: %s stayed locked for %.0f s", path + ".lock", timeout)

@@ -10,7 +10,7 @@ from onnx import helper
 
 from tests.opencl.conftest import compare, make_model, runtime_of
 
-SETTINGS = settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 def conv_model(n, c, h, w, cout, k, stride=(1, 1), dil=(1, 1), pads=(0, 0, 0, 0), group=1, bias=True,

@@ -39,7 +39,7 @@ def type_defines(p: Plan, name: str) -> dict[str, Any]:
     if stored not in CL_TYPES:
         raise NotLowerable(f"no arithmetic kernel for {stored} tensors")
     cl_type = CL_TYPES[stored]
-    return {} if cl_type == "float" else {"T": cl_type, "F": cl_type}
+    return {} if cl_type == "float" else {"T": cl_type, "F": cl_type, "INT_MATH": None}
 
 
 def _size(p: Plan, name: str) -> int:

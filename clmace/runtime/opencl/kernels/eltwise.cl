@@ -106,6 +106,9 @@ inline float erf_f(float x) { return erf(x); }
 #define BINARY(a, b) ((a) - (b))
 #elif defined(OP_MUL)
 #define BINARY(a, b) ((a) * (b))
+#elif defined(OP_DIV) && defined(INT_MATH)
+// A zero divisor (or a lane the compiler runs past the end) must not trap: divide by 1, give 0.
+#define BINARY(a, b) ((b) == 0 ? (F)0 : (a) / ((b) == 0 ? (F)1 : (b)))
 #elif defined(OP_DIV)
 #define BINARY(a, b) ((a) / (b))
 #elif defined(OP_MEAN)
@@ -150,6 +153,7 @@ inline float mod_float(float a, float b) {
 #endif
 #ifdef OP_MOD_INT
 inline F mod_int(F a, F b) {
+  if (b == 0) return 0;
   F r = a % b;
   return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
 }

@@ -1,0 +1,99 @@
+"""Element-wise kernels (unary, broadcasting binary, comparisons, Where, Cast) against the NumPy runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper
+
+from tests.opencl.conftest import compare, make_model
+
+SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+
+UNARY = [("Relu", {}), ("Sigmoid", {}), ("Tanh", {}), ("Erf", {}), ("Exp", {}), ("Abs", {}), ("Neg", {}),
+         ("Floor", {}), ("Ceil", {}), ("Round", {}), ("Sign", {}), ("Sin", {}), ("Cos", {}), ("Atan", {}),
+         ("HardSwish", {}), ("HardSigmoid", {"alpha": 0.3, "beta": 0.4}), ("LeakyRelu", {"alpha": 0.2}),
+         ("Elu", {"alpha": 0.7}), ("Selu", {}), ("Softplus", {}), ("Softsign", {}), ("Mish", {}),
+         ("Gelu", {}), ("Gelu", {"approximate": "tanh"}), ("Celu", {"alpha": 1.5}),
+         ("ThresholdedRelu", {"alpha": 0.4}), ("Reciprocal", {})]
+
+
+@pytest.mark.parametrize("op,attrs", UNARY, ids=[f"{o}{'_' + str(a) if a else ''}" for o, a in UNARY])
+def test_unary(op, attrs) -> None:
+    """Each unary op on a (2, 3, 5) tensor."""
+    opset = {"Gelu": 20, "Mish": 18}.get(op, 17)
+    compare(make_model([helper.make_node(op, ["x"], ["y"], **attrs)], [("x", [2, 3, 5])], ["y"], opset=opset),
+            rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("op", ["Sqrt", "Log"])
+def test_unary_positive(op) -> None:
+    """Sqrt and Log on positive inputs."""
+    model = make_model([helper.make_node(op, ["x"], ["y"])], [("x", [4, 7])], ["y"])
+    compare(model, {"x": np.random.default_rng(0).uniform(0.1, 5, (4, 7)).astype(np.float32)})
+
+
+def test_clip_and_isnan() -> None:
+    """Clip with constant bounds, IsNaN / IsInf to bool."""
+    inits = [("lo", np.array(-0.5, np.float32)), ("hi", np.array(0.7, np.float32))]
+    compare(make_model([helper.make_node("Clip", ["x", "lo", "hi"], ["y"])], [("x", [3, 8])], ["y"], inits))
+    x = np.array([[1.0, np.nan, np.inf, -np.inf, 0.0]], np.float32)
+    compare(make_model([helper.make_node("IsNaN", ["x"], ["y"])], [("x", [1, 5])], ["y"]), {"x": x})
+    compare(make_model([helper.make_node("IsInf", ["x"], ["y"], detect_negative=0)], [("x", [1, 5])], ["y"]),
+            {"x": x})
+
+
+SHAPES = st.sampled_from([((2, 3, 4), (2, 3, 4)), ((2, 3, 4), (4,)), ((2, 1, 4), (3, 1)), ((1,), (5, 2)),
+                          ((), (2, 3)), ((2, 3, 1, 5), (1, 1, 4, 1)), ((6,), ())])
+
+
+@SETTINGS
+@given(shapes=SHAPES, op=st.sampled_from(["Add", "Sub", "Mul", "Div", "Max", "Min", "Pow", "PRelu"]))
+def test_binary_broadcast(shapes, op) -> None:
+    """Broadcasting arithmetic in every shape combination."""
+    a, b = shapes
+    if op == "PRelu" and len(np.broadcast_shapes(a, b)) != len(a):
+        return
+    rng = np.random.default_rng(0)
+    feeds = {"a": rng.uniform(0.5, 2, a).astype(np.float32), "b": rng.uniform(-2, 2, b).astype(np.float32)}
+    compare(make_model([helper.make_node(op, ["a", "b"], ["y"])], [("a", list(a)), ("b", list(b))], ["y"]),
+            feeds)
+
+
+@pytest.mark.parametrize("op", ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"])
+def test_compare(op) -> None:
+    """Comparisons give bool tensors."""
+    rng = np.random.default_rng(1)
+    feeds = {"a": rng.integers(0, 3, (3, 4)).astype(np.float32), "b": rng.integers(0, 3, (4,)).astype(np.float32)}
+    compare(make_model([helper.make_node(op, ["a", "b"], ["y"])], [("a", [3, 4]), ("b", [4])], ["y"]), feeds)
+
+
+@pytest.mark.parametrize("op", ["Add", "Sub", "Mul", "Div", "Mod", "Max"])
+def test_integer_binary(op) -> None:
+    """int64 and int32 arithmetic (Div truncates, Mod follows the divisor's sign)."""
+    for elem, dtype in ((TensorProto.INT64, np.int64), (TensorProto.INT32, np.int32)):
+        rng = np.random.default_rng(2)
+        feeds = {"a": rng.integers(-20, 20, (2, 5)).astype(dtype),
+                 "b": rng.choice([-3, -2, 1, 2, 7], (5,)).astype(dtype)}
+        compare(make_model([helper.make_node(op, ["a", "b"], ["y"])], [("a", [2, 5], elem), ("b", [5], elem)], ["y"]),
+                feeds)
+
+
+def test_logic_and_where() -> None:
+    """And / Or / Xor / Not on bool, and Where with three-way broadcasting."""
+    for op in ("And", "Or", "Xor"):
+        compare(make_model([helper.make_node(op, ["a", "b"], ["y"])],
+                           [("a", [3, 4], TensorProto.BOOL), ("b", [4], TensorProto.BOOL)], ["y"]))
+    compare(make_model([helper.make_node("Not", ["a"], ["y"])], [("a", [3, 4], TensorProto.BOOL)], ["y"]))
+    compare(make_model([helper.make_node("Where", ["c", "a", "b"], ["y"])],
+                       [("c", [3, 1], TensorProto.BOOL), ("a", [4]), ("b", [3, 4])], ["y"]))
+
+
+@pytest.mark.parametrize("src,dst", [(TensorProto.FLOAT, TensorProto.INT64), (TensorProto.INT64, TensorProto.FLOAT),
+                                     (TensorProto.FLOAT, TensorProto.FLOAT16), (TensorProto.FLOAT16, TensorProto.FLOAT),
+                                     (TensorProto.FLOAT, TensorProto.BOOL), (TensorProto.INT32, TensorProto.INT8)])
+def test_cast(src, dst) -> None:
+    """Cast between numeric types, half storage and bool."""
+    compare(make_model([helper.make_node("Cast", ["x"], ["y"], to=dst)], [("x", [3, 5], src)], ["y"]))
