@@ -87,10 +87,8 @@ def present_fingerprints() -> list[DeviceFingerprint]:
     """Fingerprints of every OpenCL device on this machine (none when OpenCL is unavailable)."""
     import pyopencl as cl
 
-    from clmace.store.fingerprint import from_cl_device
-
     try:
         platforms = cl.get_platforms()
     except cl.Error:
         return []
-    return [from_cl_device(d) for p in platforms for d in p.get_devices()]
+    return [DeviceFingerprint.from_cl_device(d) for p in platforms for d in p.get_devices()]

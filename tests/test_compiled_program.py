@@ -1,0 +1,102 @@
+"""The compiled-program file through the public API and CLI: cold build writes it, warm start reuses it."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+from onnx import helper
+
+import clmace
+from clmace.cli import main
+from clmace.store import read_file
+from tests.onnx_build import make_model
+
+pytest.importorskip("pyopencl")
+rng = np.random.default_rng(5)
+
+
+def _opencl_or_skip() -> None:
+    try:
+        from clmace.runtime.opencl.device import select_device
+
+        select_device("opencl")
+    except Exception as exc:  # no platform, or a driver that cannot compile
+        pytest.skip(f"no usable OpenCL device: {exc}")
+
+
+@pytest.fixture()
+def model_path(tmp_path, monkeypatch):
+    """A small Conv+Relu -> GlobalAveragePool -> Gemm model, and a private cache dir."""
+    _opencl_or_skip()
+    monkeypatch.setenv("CLMACE_CACHE_DIR", str(tmp_path / "cache"))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("GlobalAveragePool", ["r"], ["g"]), helper.make_node("Flatten", ["g"], ["f"]),
+             helper.make_node("Gemm", ["f", "fw"], ["y"], transB=1)]
+    inits = [("w", rng.standard_normal((8, 3, 3, 3)).astype(np.float32)),
+             ("fw", rng.standard_normal((5, 8)).astype(np.float32))]
+    path = tmp_path / "small.onnx"
+    onnx.save(make_model(nodes, [("x", [1, 3, 12, 12])], [("y", [1, 5])], inits), path)
+    return path
+
+
+def _run(sess) -> np.ndarray:
+    x = np.linspace(-1, 1, 3 * 144, dtype=np.float32).reshape(1, 3, 12, 12)
+    return sess.run(None, {"x": x})[0]
+
+
+def test_cold_then_warm(model_path, tmp_path, caplog):
+    """The first session compiles and writes the file; the next builds every program from it."""
+    prog = tmp_path / "prog.bin"
+    with caplog.at_level(logging.WARNING, logger="clmace.store"):
+        cold = clmace.InferenceSession(str(model_path), device="opencl", compiled_program=str(prog))
+    assert "no compiled-program file found" in caplog.text and str(prog) in caplog.text
+    assert cold.program_store.status()["misses"] > 0 and prog.exists()
+    n = len(read_file(str(prog)).sections.popitem()[1].entries)
+    warm = clmace.InferenceSession(str(model_path), device="opencl", compiled_program=str(prog))
+    status = warm.program_store.status()
+    assert (status["hits"], status["misses"], status["rejected"]) == (n, 0, 0)
+    np.testing.assert_allclose(_run(warm), _run(cold), rtol=1e-6, atol=1e-6)
+    want = clmace.InferenceSession(str(model_path)).run(None, {"x": np.linspace(-1, 1, 432, dtype=np.float32)
+                                                                .reshape(1, 3, 12, 12)})[0]
+    np.testing.assert_allclose(_run(warm), want, rtol=1e-4, atol=1e-4)
+
+
+def test_corrupt_file_is_reported_and_rebuilt(model_path, tmp_path, caplog):
+    """A damaged file is named with its reason, programs are rebuilt, and a valid file replaces it."""
+    prog = tmp_path / "prog.bin"
+    clmace.InferenceSession(str(model_path), device="opencl", compiled_program=str(prog))
+    data = bytearray(prog.read_bytes())
+    data[len(data) // 2] ^= 0x40
+    prog.write_bytes(bytes(data))
+    with caplog.at_level(logging.WARNING, logger="clmace.store"):
+        sess = clmace.InferenceSession(str(model_path), device="opencl", compiled_program=str(prog))
+    assert "ignored" in caplog.text and "crc" in caplog.text.lower()
+    assert sess.program_store.status()["misses"] > 0
+    read_file(str(prog))  # valid again
+    assert np.isfinite(_run(sess)).all()
+
+
+def test_cli_compile_inspect_and_cache(model_path, tmp_path, capsys):
+    """compile writes the file, inspect describes it, cache list/prune/clear work on the cache dir."""
+    prog = tmp_path / "baked.bin"
+    assert main(["compile", str(model_path), "-o", str(prog)]) == 0
+    assert "programs (" in capsys.readouterr().out
+    assert main(["inspect", str(prog)]) == 0
+    out = capsys.readouterr().out
+    assert "format version 1" in out and "file crc32 ok" in out
+    assert main(["cache", "list"]) == 0 and "PoCL kernel cache" in capsys.readouterr().out
+    assert main(["cache", "prune"]) == 0
+    assert main(["cache", "clear"]) == 0 and "cleared" in capsys.readouterr().out
+
+
+def test_inspect_damaged_or_foreign_file_is_clear(tmp_path):
+    """A file that is neither clmace's nor MACE's gets a one-line error, not a traceback."""
+    bad = tmp_path / "junk.bin"
+    bad.write_bytes(b"\x00\x01garbage" * 10)
+    proc = subprocess.run([sys.executable, "-m", "clmace", "inspect", str(bad)], capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr and "junk.bin" in proc.stderr
