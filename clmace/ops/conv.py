@@ -221,9 +221,10 @@ def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
         target = tap_slices(taps, strides, dilations, in_sp, [-lw for lw in lo])
         buf[target] += cols[(slice(None), slice(None), *taps)]
     crop = tuple(slice(bg - lw, bg - lw + sz) for bg, lw, sz in zip(begin, lo, size, strict=True))
-    y = buf[(slice(None), slice(None), *crop)]
+    # A contiguous result, not a window into the larger scratch buffer.
+    y = np.ascontiguousarray(buf[(slice(None), slice(None), *crop)])
     if b is not None:
-        y = y + b.astype(ct, copy=False).reshape(1, m, *(1,) * rank)
+        y += b.astype(ct, copy=False).reshape(1, m, *(1,) * rank)
     return apply_activation(y, activation, activation_params).astype(x.dtype, copy=False)
 
 

@@ -51,8 +51,8 @@ def batch_normalization(x: np.ndarray, scale: np.ndarray, b: np.ndarray, mean: n
     return y, run_mean, run_var
 
 
-def instance_normalization(x: np.ndarray, scale: np.ndarray, b: np.ndarray, *,
-                           epsilon: float = 1e-5) -> np.ndarray:
+def instance_normalization(x: np.ndarray, scale: np.ndarray, b: np.ndarray, *, epsilon: float = 1e-5,
+                           consumed_inputs: Sequence[int] | None = None) -> np.ndarray:
     """InstanceNormalization: normalize each (n, c) plane, then per-channel scale and bias."""
     op = "InstanceNormalization"
     if x.ndim < 3:

@@ -105,7 +105,7 @@ def _resize_axis(data: np.ndarray, axis: int, out: int, scale: float, roi: tuple
         result = np.take(data, idx, axis=axis)
     else:
         mat = _weights(x, size, scale, mode, cubic_a, antialias, exclude_outside).astype(data.dtype)
-        result = np.moveaxis(np.moveaxis(data, axis, -1) @ mat.T, -1, axis)
+        result = np.ascontiguousarray(np.moveaxis(np.moveaxis(data, axis, -1) @ mat.T, -1, axis))
     if coord_mode == "tf_crop_and_resize":
         outside = (x < 0) | (x > size - 1)
         if outside.any():
