@@ -2,7 +2,13 @@
 
 __version__ = "0.1.0"
 
-from clmace.converter import convert  # noqa: E402
 from clmace.session import InferenceSession, ModelMetadata, NodeArg  # noqa: E402
+
+
+def convert(model, output, input_shapes=None) -> dict:  # noqa: ANN001 - documented in clmace.converter
+    """Convert an ONNX model to a converted-model file (see clmace.converter.convert)."""
+    from clmace.converter import convert as _convert  # imports onnx, so only when converting
+
+    return _convert(model, output, input_shapes)
 
 __all__ = ["InferenceSession", "ModelMetadata", "NodeArg", "convert", "__version__"]

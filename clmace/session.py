@@ -6,18 +6,20 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import onnx
 
 from clmace.errors import ModelError
 from clmace.frontend import modelfile
-from clmace.frontend.convert import build_graph
-from clmace.frontend.onnx_import import ModelSource, load_onnx
 from clmace.ir import Dim, Graph
 from clmace.runtime.numpy_rt import NumpyRuntime
 from clmace.runtime.shapes import dry_run_shapes
+
+if TYPE_CHECKING:  # onnx is imported only when an ONNX model is loaded: it costs ~60 ms of start-up
+    import onnx
+
+    from clmace.frontend.onnx_import import ModelSource
 
 log = logging.getLogger("clmace.session")
 
@@ -80,6 +82,9 @@ class InferenceSession:
                                  else modelfile.load(model))  # type: ignore[arg-type]
             self.pass_report = extra.get("passes", {})
         else:
+            from clmace.frontend.convert import build_graph
+            from clmace.frontend.onnx_import import load_onnx
+
             self._proto = load_onnx(model)
             self.graph, self.pass_report = build_graph(self._proto, input_shapes, self._run_passes)
         self._input_shapes = dict(input_shapes or {})
@@ -198,6 +203,8 @@ class InferenceSession:
             if all(v.is_static() for v in self.graph.values.values()):
                 return self.graph
         if self._proto is not None:
+            from clmace.frontend.convert import build_graph
+
             graph, _ = build_graph(self._proto, shapes, self._run_passes)
         else:
             import copy

@@ -5,20 +5,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from onnx import TensorProto, helper
 
+from clmace import dtypes
 from clmace.errors import ModelError, UnsupportedOpError
 from clmace.ops import activation
 
 # Element types Cast may produce or read; string, float8, int4/2, float4/6 are out of scope.
-CAST_TYPES = frozenset(
-    {
-        TensorProto.FLOAT, TensorProto.UINT8, TensorProto.INT8, TensorProto.UINT16, TensorProto.INT16,
-        TensorProto.INT32, TensorProto.INT64, TensorProto.BOOL, TensorProto.FLOAT16, TensorProto.DOUBLE,
-        TensorProto.UINT32, TensorProto.UINT64, TensorProto.BFLOAT16,
-    }
-)
-_CAST_DTYPES = frozenset(helper.tensor_dtype_to_np_dtype(t) for t in CAST_TYPES)
+CAST_TYPES = frozenset(t for t in [*dtypes.ONNX_TO_NUMPY, dtypes.BFLOAT16] if dtypes.to_numpy(t) is not None)
+_CAST_DTYPES = frozenset(dtypes.to_numpy(t) for t in CAST_TYPES)
 # np.frompyfunc keeps the exact libm erf; NumPy itself has none.
 _ERF_UFUNC = np.frompyfunc(math.erf, 1, 1)
 
@@ -280,11 +274,11 @@ def shrink(x: np.ndarray, *, bias: float = 0.0, lambd: float = 0.5) -> np.ndarra
 def _cast_dtype(to: int | str, op: str) -> np.dtype:
     """NumPy dtype of a TensorProto element type, or UnsupportedOpError when out of scope."""
     if isinstance(to, str):  # Cast-1 named the type as a string
-        to = TensorProto.DataType.Value(to.upper())
+        to = dtypes.onnx_type_value(to)
     if to not in CAST_TYPES:
-        name = TensorProto.DataType.Name(to) if to in TensorProto.DataType.values() else str(to)
+        name = dtypes.onnx_type_name(to)
         raise UnsupportedOpError(f"{op}: target type {name} is not supported (strings, float8, int4 etc.)")
-    return np.dtype(helper.tensor_dtype_to_np_dtype(to))
+    return dtypes.to_numpy(to)
 
 
 def _convert(x: np.ndarray, dtype: np.dtype, op: str) -> np.ndarray:

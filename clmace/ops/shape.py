@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from onnx import helper
 
+from clmace import dtypes
 from clmace.errors import ModelError, UnsupportedOpError
 
 # Attribute lists (older opsets) and int64 inputs (newer opsets) arrive under the same name.
@@ -168,7 +168,7 @@ def eye_like(input: np.ndarray, *, dtype: int | None = None, k: int = 0) -> np.n
     """EyeLike: a 2-D identity with ones on diagonal k, in `dtype` or the input's type."""
     if input.ndim != 2:
         raise ModelError(f"EyeLike: input must be 2-D, got shape {input.shape}")
-    out_dtype = input.dtype if dtype is None else helper.tensor_dtype_to_np_dtype(dtype)
+    out_dtype = input.dtype if dtype is None else dtypes.to_numpy(dtype)
     return np.eye(*input.shape, k=k, dtype=out_dtype)
 
 

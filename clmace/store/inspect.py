@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import datetime
+import os
 import struct
+from collections.abc import Sequence
+from dataclasses import fields
 
 from clmace.errors import ProgramFileError
 from clmace.store import mace
-from clmace.store.format import MAGIC, parse
+from clmace.store.fingerprint import DeviceFingerprint
+from clmace.store.format import MAGIC, ProgramFile, parse
+
+# What a section header records about the machine: together they identify the GPU model and driver build.
+FINGERPRINT_FIELDS = tuple(f.name for f in fields(DeviceFingerprint))
 
 
 def _iso(ts: float) -> str:
@@ -17,7 +24,16 @@ def _iso(ts: float) -> str:
         return repr(ts)
 
 
-def _inspect_clmace(data: bytes) -> dict:
+def _signature(data: bytes, pf: ProgramFile, key_paths: Sequence[str] | None) -> dict:
+    if not pf.signature:
+        return {"state": "unsigned", "key_id": None, "reason": "", "text": "unsigned"}
+    from clmace.store import signing  # only for signed files: it loads `cryptography`
+
+    status = signing.file_status(data, pf, signing.trusted_key_paths(key_paths))
+    return {"state": status.state, "key_id": status.key_id, "reason": status.reason, "text": status.describe()}
+
+
+def _inspect_clmace(data: bytes, key_paths: Sequence[str] | None = None) -> dict:
     pf, report = parse(data, strict=False)
     crc = {(s, k): ok for s, k, _, ok in report.entries}
     sections = []
@@ -30,12 +46,14 @@ def _inspect_clmace(data: bytes) -> dict:
         } for key, e in sec.entries.items()]
         fp = sec.fingerprint
         sections.append({"key": sec_key, "device": fp.describe(), "fingerprint": vars(fp).copy(),
+                         "recorded_fields": list(FINGERPRINT_FIELDS),
                          "entry_count": len(entries), "tuned_count": len(sec.tuned),
                          "tuned_keys": sorted(sec.tuned), "entries": entries})
     all_entries = [e for s in sections for e in s["entries"]]
     return {
         "format": "clmace", "format_version": struct.unpack_from("<I", data, 8)[0],
         "engine_version": pf.engine_version, "created": _iso(pf.created), "signed": bool(pf.signature),
+        "signature": _signature(data, pf, key_paths),
         "file_crc_ok": report.file_ok, "entries_crc_ok": all(e["crc_ok"] for e in all_entries),
         "program_count": len(all_entries), "tuned_count": sum(s["tuned_count"] for s in sections),
         "binary_bytes": sum(e["binary_size"] + e["driver_blob_bytes"] for e in all_entries),
@@ -43,15 +61,23 @@ def _inspect_clmace(data: bytes) -> dict:
     }
 
 
-def inspect_path(path: str) -> dict:
-    """Describe the file at `path` (clmace or MACE format, detected from its bytes); ProgramFileError if bad."""
+def inspect_bytes(data: bytes, trusted_keys: Sequence[str | os.PathLike] | None = None) -> dict:
+    """Describe file bytes (clmace or MACE format, detected); trusted_keys (PEM paths, plus $CLMACE_TRUSTED_KEYS)
+    decide whether a signature is shown as valid/invalid or as unverified; ProgramFileError if unreadable."""
+    if data.startswith(MAGIC):
+        return _inspect_clmace(data, [os.fspath(p) for p in trusted_keys or []])
+    return mace.describe(mace.loads_mace(data))
+
+
+def inspect_path(path: str, trusted_keys: Sequence[str | os.PathLike] | None = None) -> dict:
+    """Describe the file at `path` (see inspect_bytes); ProgramFileError if unreadable or bad."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
         raise ProgramFileError(f"{path}: cannot read ({e.strerror or e})") from e
     try:
-        info = _inspect_clmace(data) if data.startswith(MAGIC) else mace.describe(mace.loads_mace(data))
+        info = inspect_bytes(data, trusted_keys)
     except ProgramFileError as e:
         raise ProgramFileError(f"{path}: {e}") from None
     return {"path": path, "size": len(data), **info}
@@ -68,15 +94,17 @@ def _render_clmace(info: dict, verbose: bool) -> list[str]:
         f"programs:       {info['program_count']} in {len(info['sections'])} device section(s), "
         f"{info['binary_bytes']} bytes of binaries and driver blobs",
         f"tuned records:  {info['tuned_count']}",
-        f"checksums:      file crc32 {_ok(info['file_crc_ok'])}, entries {_ok(info['entries_crc_ok'])}"
-        + (", signature present (not verified)" if info["signed"] else ""),
+        f"checksums:      file crc32 {_ok(info['file_crc_ok'])}, entries {_ok(info['entries_crc_ok'])}",
+        f"signature:      {info['signature']['text']}",
     ]
     for sec in info["sections"]:
         fp = sec["fingerprint"]
         lines += ["", f"device:         {fp['device_name']} ({fp['device_vendor']})",
                   f"  platform:     {fp['platform_name']}, {fp['platform_version']}",
                   f"  driver:       {fp['driver_version']}; {fp['device_version']}; {fp['opencl_c_version']}",
-                  f"  section key:  {sec['key']}; {sec['entry_count']} programs, {sec['tuned_count']} tuned"]
+                  f"  section key:  {sec['key']}; {sec['entry_count']} programs, {sec['tuned_count']} tuned",
+                  "  records:      " + ", ".join(sec["recorded_fields"])
+                  + " (they identify this GPU model and its driver build)"]
         width = max([len(e["name"]) for e in sec["entries"]] + [6])
         lines.append(f"  {'kernel':<{width}}  {'size':>9}  {'blobs':>5}  crc  build options")
         for e in sec["entries"]:

@@ -11,6 +11,10 @@ from clmace.errors import ProgramFileError
 PLATFORM_INFO_KEY = "mace_opencl_precompiled_platform_info_key"
 DEVICE_NAME_KEY = "mace_opencl_precompiled_device_name_key"
 PROGRAM_HASH_PREFIX = "program_hash_"
+# Sanity limits far above real files (a few thousand pairs, 4 uint32s per tuned record): they bound the
+# memory a hostile file can make the reader spend on per-item Python objects (~100 bytes per 2-byte pair).
+MAX_PAIRS = 1 << 16
+MAX_UINT32S = 1 << 12
 _ELF_MACHINES = {0x03: "x86", 0x28: "ARM", 0x3E: "x86-64", 0xB7: "AArch64", 0xBE: "NVIDIA CUDA", 0xE0: "AMDGPU"}
 
 
@@ -47,6 +51,8 @@ def _parse_legacy(data: bytes) -> list[MacePair]:
     (count,) = struct.unpack_from("<q", data, 0)
     if count < 0 or count * 8 > len(data) - 8:
         raise ProgramFileError(f"legacy layout: entry count {count} does not fit in {len(data)} bytes")
+    if count > MAX_PAIRS:
+        raise ProgramFileError(f"legacy layout: entry count {count} is over the limit of {MAX_PAIRS}")
     pos, pairs = 8, []
     for i in range(count):
         parts = []
@@ -114,6 +120,8 @@ def _parse_protobuf(data: bytes) -> list[MacePair]:
             continue  # unknown fields are skipped, as protobuf readers do
         if wire != 2:
             raise ProgramFileError(f"protobuf: PairContainer.pairs has wire type {wire}, expected 2")
+        if len(pairs) >= MAX_PAIRS:
+            raise ProgramFileError(f"protobuf: more than {MAX_PAIRS} key/value pairs")
         pair = MacePair("")
         what = f"KVPair {len(pairs)}"
         for num, w, val in _fields(data, value[0], value[1], what):
@@ -125,9 +133,11 @@ def _parse_protobuf(data: bytes) -> list[MacePair]:
                 pair.uint32s.append(val & 0xFFFFFFFF)
             elif num == 3 and w == 2:  # packed, should a writer ever choose it
                 pos = val[0]
-                while pos < val[1]:
+                while pos < val[1] and len(pair.uint32s) <= MAX_UINT32S:
                     v, pos = _varint(data, pos, val[1], f"{what} uint32s")
                     pair.uint32s.append(v & 0xFFFFFFFF)
+            if len(pair.uint32s) > MAX_UINT32S:
+                raise ProgramFileError(f"protobuf: {what} has more than {MAX_UINT32S} uint32 values")
         pairs.append(pair)
     return pairs
 

@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ from clmace.errors import ProgramFileError
 from clmace.store import pocl
 from clmace.store.fingerprint import DeviceFingerprint
 from clmace.store.format import ProgramEntry, ProgramFile, Section, entry_key, source_hash
-from clmace.store.io import read_file, write_file
+from clmace.store.io import UntrustedFileError, holds_signed_file, read_file, write_file
 
 log = logging.getLogger("clmace.store")
 
@@ -62,16 +63,26 @@ class _Pending:
 
 
 class ProgramStore:
-    """Builds OpenCL programs from stored binaries when they fit the device, else from source; saves them."""
+    """Builds OpenCL programs from stored binaries when they fit the device, else from source; saves them.
+
+    Signing: `sign_key` (PEM private key path) signs what save() writes; `trusted_keys` (PEM public key paths,
+    plus $CLMACE_TRUSTED_KEYS) make every file not signed by one of them (or by `sign_key`) count as foreign
+    code. Without a sign key, a signed file is never replaced by an unsigned one: save() then writes to
+    `unsigned_path` if given, else nothing.
+    """
 
     def __init__(self, path: str | None = None, search_paths: list[str] | None = None,
                  engine_version_: str | None = None, manage_pocl_cache: bool = True,
-                 read_only: bool = False) -> None:
+                 read_only: bool = False, sign_key: str | os.PathLike | None = None,
+                 trusted_keys: Sequence[str | os.PathLike] | None = None,
+                 unsigned_path: str | None = None) -> None:
         self.path = path if path is not None else default_program_path()
         env = os.environ.get("CLMACE_PROGRAM_PATH", "")
         self.search_paths = [*(search_paths or []), *(p for p in env.split(os.pathsep) if p)]
         self.engine_version = engine_version_ or engine_version()
         self.read_only = read_only
+        self.unsigned_path = unsigned_path
+        self._signer, self.trusted_keys, self.key_ids = _load_keys(sign_key, trusted_keys)
         self.hits = 0
         self.misses = 0
         self.rejections: list[str] = []
@@ -98,12 +109,19 @@ class ProgramStore:
         if self._files is not None:
             return self._files
         files: list[tuple[str, ProgramFile]] = []
-        paths = list(dict.fromkeys([self.path, *self.search_paths]))
+        # With trusted keys, the unsigned fallback file would only be refused: not worth a warning per start.
+        extra = [self.unsigned_path] if self.unsigned_path and self.trusted_keys is None else []
+        paths = list(dict.fromkeys([self.path, *self.search_paths, *extra]))
         for path in paths:
             try:
-                pf = read_file(path)
+                pf = read_file(path, self.trusted_keys)
             except FileNotFoundError:
                 self._file_state[path] = "missing"
+                continue
+            except UntrustedFileError as e:
+                self._file_state[path] = f"refused: {e}"
+                log.warning("compiled-program file not used, its programs will be built from source: %s", e)
+                self._reject(str(e))
                 continue
             except ProgramFileError as e:
                 self._file_state[path] = f"damaged: {e}"
@@ -168,7 +186,7 @@ class ProgramStore:
             for old_key, old in sec.entries.items():
                 if old.name == name and old.build_options == options and old.source_hash != src_hash:
                     self._reject(f"{path}: source of {name!r} {options} changed; rebuilding and replacing")
-                    if path == self.path:
+                    if path in (self.path, self.unsigned_path):
                         self._removed.setdefault(sec_key, set()).add(old_key)
         return None
 
@@ -264,6 +282,24 @@ class ProgramStore:
             update.sections.setdefault(sec_key, Section(tuned.fingerprint)).tuned.update(tuned.tuned)
         return update
 
+    def _save_target(self, update: ProgramFile) -> str | None:
+        """Where save() may write: `path`, or `unsigned_path` when an unsigned file must not go to `path`."""
+        if self._signer is not None:
+            return self.path
+        if self.trusted_keys is None and not holds_signed_file(self.path):
+            return self.path
+        if self.trusted_keys is not None:
+            reason = "trusted keys are set and no sign_key was given (an unsigned file would be refused)"
+        else:
+            reason = f"{self.path} is signed and no sign_key was given"
+        if self.unsigned_path:
+            log.info("saving unsigned programs to %s: %s", self.unsigned_path, reason)
+            return self.unsigned_path
+        count = sum(len(sec.entries) for sec in update.sections.values())
+        log.warning("%d compiled program(s) not saved: %s; pass unsigned_path= to keep them elsewhere",
+                    count, reason)
+        return None
+
     def save(self) -> bool:
         """Write new or changed programs into the file (atomic, merged under a lock); False on failure."""
         if self.read_only:
@@ -272,7 +308,11 @@ class ProgramStore:
             update = self._collect()
             if not update.sections and not self._removed:
                 return True
-            ok = write_file(self.path, update, removed=self._removed)
+            target = self._save_target(update)
+            if target is None:
+                return False
+            ok = write_file(target, update, removed=self._removed, signer=self._signer,
+                            trusted_keys=self.trusted_keys)
             if ok:
                 self._removed = {}
                 self._tuned = {}
@@ -295,4 +335,25 @@ class ProgramStore:
                 "unsaved": sum(1 for p in self._pending.values() if p.dirty),
                 "pocl_cache_dir": self.pocl_cache.path if self.pocl_cache else pocl.cache_root(),
                 "pocl_cache_managed": bool(self.pocl_cache and self.pocl_cache.managed),
+                "signing": "on" if self._signer is not None else "off",
+                "trusted_key_ids": list(self.key_ids),
+                "unsigned_path": self.unsigned_path,
             }
+
+
+def _load_keys(sign_key: str | os.PathLike | None, trusted: Sequence[str | os.PathLike] | None
+               ) -> tuple[Any, list[Any] | None, list[str]]:
+    """(signer or None, trusted public keys or None when no key is in play, their fingerprints)."""
+    if sign_key is None and not trusted and not os.environ.get("CLMACE_TRUSTED_KEYS"):
+        return None, None, []  # no `cryptography` import on the common path: start-up time matters
+    from clmace.store import signing
+
+    keys = [signing.load_public_key(p) for p in signing.trusted_key_paths(trusted)]
+    signer = None
+    if sign_key is not None:
+        private = signing.load_private_key(sign_key)
+        signer = signing.signer(private)
+        keys.append(private.public_key())  # a signing store trusts what it signed itself
+    if not keys:
+        return None, None, []
+    return signer, keys, list(dict.fromkeys(signing.key_fingerprint(k) for k in keys))

@@ -65,7 +65,8 @@ def test_matmul(a_shape, b_shape, const_b) -> None:
 def test_matmul_bias_fusion(act) -> None:
     """MatMul by a constant, + constant bias (+ Relu): one launch."""
     rng = np.random.default_rng(3)
-    nodes = [helper.make_node("MatMul", ["a", "w"], ["m"]), helper.make_node("Add", ["bias", "m"], ["s" if act else "y"])]
+    nodes = [helper.make_node("MatMul", ["a", "w"], ["m"]),
+             helper.make_node("Add", ["bias", "m"], ["s" if act else "y"])]
     if act:
         nodes.append(helper.make_node(act, ["s"], ["y"]))
     model = make_model(nodes, [("a", [1, 16, 24])], ["y"],

@@ -131,7 +131,8 @@ def lower_binary(node: Node, p: Plan) -> list[Launch]:
     elif op in COMPARE:
         name = COMPARE[op]
     elif op == "Mod":
-        name = ("FMOD" if node.attrs.get("fmod", 0) else "MOD_FLOAT") if is_float else "MOD_INT"
+        fmod = node.attrs.get("fmod", 0)
+        name = ("FMOD" if fmod else "MOD_FLOAT") if is_float else ("FMOD_INT" if fmod else "MOD_INT")
     else:
         if op in ("Pow", "Mean") and not is_float:
             raise NotLowerable(f"{op} on {p.dtype(a)} has no kernel")

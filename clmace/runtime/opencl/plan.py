@@ -51,6 +51,17 @@ class HostStep:
 Lowering = Callable[[Node, "Plan"], list[Launch]]
 
 
+def _arg(value: Any) -> Any:
+    """A kernel argument: ints become int32, floats float32; unsigned NumPy scalars (element bits) stay."""
+    if isinstance(value, (bool, np.bool_)):
+        return np.int32(value)
+    if isinstance(value, (int, np.signedinteger)):
+        return np.int32(value)
+    if isinstance(value, (float, np.floating)):
+        return np.float32(value)
+    return value
+
+
 def _is_view(node: Node) -> bool:
     if node.op_type not in VIEW_OPS or node.domain not in ("", "ai.onnx"):
         return False
@@ -204,8 +215,7 @@ class Plan:
 
         if any(g <= 0 for g in gws):
             return []
-        kernel.set_args(*[np.int32(a) if isinstance(a, (int, np.integer)) and not isinstance(a, bool)
-                          else np.float32(a) if isinstance(a, float) else a for a in args])
+        kernel.set_args(*[_arg(a) for a in args])
         if lws is None:
             lws = self.default_lws(len(gws))
         gws = tuple(-(-int(g) // int(lw)) * int(lw) for g, lw in zip(gws, lws))

@@ -127,6 +127,8 @@ inline float erf_f(float x) { return erf(x); }
 #define BINARY(a, b) mod_float((a), (b))
 #elif defined(OP_MOD_INT)
 #define BINARY(a, b) mod_int((a), (b))
+#elif defined(OP_FMOD_INT)
+#define BINARY(a, b) ((b) == 0 ? (F)0 : (a) % ((b) == 0 ? (F)1 : (b)))
 #elif defined(OP_EQUAL)
 #define BINARY(a, b) ((a) == (b))
 #elif defined(OP_LESS)
@@ -153,9 +155,9 @@ inline float mod_float(float a, float b) {
 #endif
 #ifdef OP_MOD_INT
 inline F mod_int(F a, F b) {
-  if (b == 0) return 0;
-  F r = a % b;
-  return (r != 0 && ((r < 0) != (b < 0))) ? r + b : r;
+  const F d = b == 0 ? (F)1 : b;  // never trap, even in lanes computed speculatively
+  const F r = a % d;
+  return b == 0 ? (F)0 : (r != 0 && ((r < 0) != (d < 0))) ? r + d : r;
 }
 #endif
 

@@ -1,0 +1,105 @@
+"""Data-movement kernels (strided copies, index maps, Gather, Concat) against the NumPy runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper
+
+from tests.opencl.conftest import compare, make_model, runtime_of
+
+SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+I64 = np.int64
+
+
+@SETTINGS
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=5), seed=st.integers(0, 100))
+def test_transpose(shape, seed) -> None:
+    """Transpose by a random permutation: one strided copy."""
+    perm = list(np.random.default_rng(seed).permutation(len(shape)))
+    compare(make_model([helper.make_node("Transpose", ["x"], ["y"], perm=perm)], [("x", shape)], ["y"]))
+
+
+@pytest.mark.parametrize("starts,ends,axes,steps", [([1], [4], [1], [1]), ([0, 5], [2, 0], [0, 1], [1, -2]),
+                                                    ([-3], [100], [2], [2]), ([3, 1], [0, 3], [2, 0], [-1, 1])])
+def test_slice(starts, ends, axes, steps) -> None:
+    """Slice with negative starts, clamped ends and negative steps."""
+    inits = [(n, np.array(v, I64)) for n, v in (("s", starts), ("e", ends), ("a", axes), ("p", steps))]
+    compare(make_model([helper.make_node("Slice", ["x", "s", "e", "a", "p"], ["y"])], [("x", [3, 6, 5])], ["y"],
+                       inits))
+
+
+def test_concat_split() -> None:
+    """Concat on a middle axis, then Split with uneven parts (int64 data too)."""
+    nodes = [helper.make_node("Concat", ["a", "b", "c"], ["y"], axis=1),
+             helper.make_node("Split", ["y", "parts"], ["p", "q"], axis=1)]
+    compare(make_model(nodes, [("a", [2, 3, 4]), ("b", [2, 1, 4]), ("c", [2, 5, 4])], ["y", "p", "q"],
+                       [("parts", np.array([2, 7], I64))]))
+    node = helper.make_node("Concat", ["a", "b"], ["y"], axis=0)
+    compare(make_model([node], [("a", [2, 3], TensorProto.INT64), ("b", [1, 3], TensorProto.INT64)], ["y"]))
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "edge", "wrap"])
+def test_pad(mode) -> None:
+    """Pad in every mode, constant with a non-zero value and a negative (cropping) pad."""
+    pads = np.array([0, 1, 2, 1, 0, 2, -1, 3], I64) if mode == "constant" else np.array([0, 1, 2, 1, 0, 2, 1, 2], I64)
+    inits = [("pads", pads), ("v", np.array(1.5, np.float32))]
+    compare(make_model([helper.make_node("Pad", ["x", "pads", "v"], ["y"], mode=mode)], [("x", [2, 3, 4, 5])], ["y"],
+                       inits, opset=19))
+
+
+def test_gather() -> None:
+    """Gather with constant indices (planned as a copy) and run-time indices (the gather kernel)."""
+    compare(make_model([helper.make_node("Gather", ["x", "i"], ["y"], axis=1)], [("x", [3, 5, 2])], ["y"],
+                       [("i", np.array([[4, 0], [-1, 2]], I64))]))
+    model = make_model([helper.make_node("Gather", ["x", "i"], ["y"], axis=0)],
+                       [("x", [6, 4]), ("i", [5], TensorProto.INT64)], ["y"])
+    rng = np.random.default_rng(0)
+    compare(model, {"x": rng.standard_normal((6, 4)).astype(np.float32), "i": np.array([0, 5, -2, 3, 3], I64)})
+
+
+def test_expand_tile_depth_to_space() -> None:
+    """Expand, Tile and DepthToSpace, planned from the reference op."""
+    compare(make_model([helper.make_node("Expand", ["x", "s"], ["y"])], [("x", [3, 1])], ["y"],
+                       [("s", np.array([2, 3, 4], I64))]))
+    compare(make_model([helper.make_node("Tile", ["x", "r"], ["y"])], [("x", [2, 3])], ["y"],
+                       [("r", np.array([2, 2], I64))]))
+    compare(make_model([helper.make_node("DepthToSpace", ["x"], ["y"], blocksize=2, mode="CRD")],
+                       [("x", [1, 8, 2, 3])], ["y"]))
+
+
+def test_resize_nearest() -> None:
+    """Resize (nearest) by scales runs on the device; linear falls back to the host."""
+    scales = ("sc", np.array([1, 1, 2, 1.5], np.float32))
+    node = helper.make_node("Resize", ["x", "", "sc"], ["y"], mode="nearest")
+    compare(make_model([node], [("x", [1, 2, 3, 4])], ["y"], [scales]))
+    node = helper.make_node("Resize", ["x", "", "sc"], ["y"], mode="linear")
+    sess = compare(make_model([node], [("x", [1, 2, 3, 4])], ["y"], [scales]), expect_device=None)
+    assert set(runtime_of(sess).node_devices().values()) == {"cpu"}
+
+
+def test_views_do_not_copy() -> None:
+    """Reshape / Flatten / Squeeze / Unsqueeze / Identity alias their input: no launch, shared storage."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Reshape", ["r", "shape"], ["a"]),
+             helper.make_node("Unsqueeze", ["a", "ax"], ["b"]),
+             helper.make_node("Squeeze", ["b", "ax"], ["c"]),
+             helper.make_node("Flatten", ["c"], ["d"], axis=1),
+             helper.make_node("Identity", ["d"], ["e"]),
+             helper.make_node("Sigmoid", ["e"], ["y"])]
+    model = make_model(nodes, [("x", [2, 3, 4])], ["y"], [("shape", np.array([6, 4], I64)), ("ax", np.array([0], I64))])
+    from clmace import InferenceSession
+    from clmace.frontend.convert import build_graph
+    from clmace.runtime.opencl import OpenCLRuntime
+
+    graph, _ = build_graph(model, run_passes=False)
+    rt = OpenCLRuntime(graph, "opencl")
+    devices = rt.node_devices()
+    assert [devices[n.name] for n in graph.nodes].count("view") == 5
+    assert len(rt.plan.steps) == 2
+    assert rt.plan.buf("r").int_ptr == rt.plan.buf("e").int_ptr
+    x = np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32)
+    want = InferenceSession(model, device="cpu").run(None, {"x": x})[0]
+    np.testing.assert_allclose(rt.run({"x": x})["y"], want, rtol=1e-5, atol=1e-6)
