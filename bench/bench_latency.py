@@ -4,8 +4,9 @@
     python -m bench.bench_latency --write         # also update the CPU table in bench/RESULTS.md
     python -m bench.bench_latency --cold          # also time a fresh process to first result
 
-Both engines get the same warm-up, the same input and the same pause between runs (onnxruntime's worker
-threads spin for a while after a run; the pause keeps them from stealing the cores of the next run).
+Both engines get the same warm-up, the same input and the same pause between runs. onnxruntime's worker
+threads spin after a run and would take both cores from the clmace run that follows, so spinning is off
+unless --ort-spin.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ def export(name: str, directory: Path) -> Path:
     return getattr(models, name)(directory)
 
 
-def measure(path: Path, device: str, runs: int, warmup: int, gap: float) -> dict:
+def measure(path: Path, device: str, runs: int, warmup: int, gap: float, ort_spin: bool = False) -> dict:
     """Median and p90 of both engines over `runs` alternating runs."""
     import onnxruntime as ort
 
@@ -56,7 +57,11 @@ def measure(path: Path, device: str, runs: int, warmup: int, gap: float) -> dict
 
     x = np.random.default_rng(0).standard_normal(SHAPE).astype(np.float32)
     ours = InferenceSession(path, device=device)
-    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    options = ort.SessionOptions()
+    if not ort_spin:
+        # onnxruntime's idle workers otherwise keep spinning on both cores into the next (clmace) run.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    ref = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     feed_ours = {ours.get_inputs()[0].name: x}
     feed_ref = {ref.get_inputs()[0].name: x}
     for _ in range(warmup):
@@ -90,20 +95,24 @@ print(time.perf_counter() - t0)
 
 
 def cold_start(path: Path, device: str, cache: str) -> float:
-    """Seconds from a new process's start of work to its first result, with POCL_CACHE_DIR=cache."""
-    env = {**os.environ, "POCL_CACHE_DIR": cache}
+    """Seconds from a new process's start of work to its first result, with every cache under `cache`."""
+    env = {**os.environ, "POCL_CACHE_DIR": os.path.join(cache, "pocl"),
+           "CLMACE_CACHE_DIR": os.path.join(cache, "clmace")}
     out = subprocess.run([sys.executable, "-c", COLD_SCRIPT, str(path), device], env=env, check=True,
                          capture_output=True, text=True)
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def table(rows: dict[str, dict], command: str, cold: dict[str, tuple[float, float]]) -> str:
+def table(rows: dict[str, dict], command: str, cold: dict[str, tuple[float, float]], spin: bool,
+          load: float) -> str:
     """The markdown section written to RESULTS.md."""
     first = next(iter(rows.values()))
     lines = [START, "## CPU latency: clmace (OpenCL on PoCL) vs onnxruntime", "",
              f"{datetime.date.today().isoformat()}; CPU: {cpu_name()} ({os.cpu_count()} cores); OpenCL device: "
-             f"{first['device']} (PoCL); onnxruntime CPUExecutionProvider, default threads.", "",
-             f"Command: `{command}`", "",
+             f"{first['device']} (PoCL); onnxruntime CPUExecutionProvider, default threads"
+             f"{'' if spin else ', worker spinning off (session.intra_op.allow_spinning=0)'}.", "",
+             f"Command: `{command}`. Load average when it started: {load:.2f} (other processes share the 2 "
+             "cores; alternating runs expose both engines to the same load).", "",
              "| model | clmace median | clmace p90 | onnxruntime median | onnxruntime p90 | ratio (median) "
              "| max abs err | peak / bound memory | programs |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -114,7 +123,7 @@ def table(rows: dict[str, dict], command: str, cold: dict[str, tuple[float, floa
                      f"({r['peak_mib'] / r['bound_mib']:.3f}x) | {r['programs']} |")
     if cold:
         lines += ["", "Fresh process to first result (session creation + first run), clmace on OpenCL:", "",
-                  "| model | empty POCL_CACHE_DIR | warm POCL_CACHE_DIR |", "|---|---|---|"]
+                  "| model | empty caches | warm caches (compiled-program file + PoCL cache) |", "|---|---|---|"]
         lines += [f"| {name} | {c:.2f} s | {w:.2f} s |" for name, (c, w) in cold.items()]
     lines += ["", "Top nodes of the last clmace run (OpenCL profiling events):", ""]
     for name, r in rows.items():
@@ -142,6 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--gap-ms", type=float, default=10.0, help="pause before every timed run (default 10)")
     parser.add_argument("--device", default="opencl")
+    parser.add_argument("--ort-spin", action="store_true",
+                        help="leave onnxruntime's worker spinning on (it then slows the clmace runs that follow)")
     parser.add_argument("--model-dir", default=os.path.join(tempfile.gettempdir(), "clmace-bench-models"))
     parser.add_argument("--cold", action="store_true", help="also time fresh processes (cold and warm cache)")
     parser.add_argument("--write", action="store_true", help=f"update the CPU table in {RESULTS.name}")
@@ -149,18 +160,19 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = "python -m bench.bench_latency " + " ".join(argv if argv is not None else sys.argv[1:])
     rows, cold = {}, {}
+    load = os.getloadavg()[0]
     for name in args.models:
         path = export(name, Path(args.model_dir))
-        rows[name] = measure(path, args.device, args.runs, args.warmup, args.gap_ms / 1e3)
+        rows[name] = measure(path, args.device, args.runs, args.warmup, args.gap_ms / 1e3, args.ort_spin)
         (om, op), (rm, rp) = rows[name]["stats"]["clmace"], rows[name]["stats"]["onnxruntime"]
         print(f"{name}: clmace {om:.2f} ms (p90 {op:.2f}) | onnxruntime {rm:.2f} ms (p90 {rp:.2f}) | "
               f"ratio {om / rm:.2f}x | err {rows[name]['max_abs_err']:.1e}", flush=True)
         if args.cold:
             with tempfile.TemporaryDirectory() as cache:
                 cold[name] = (cold_start(path, args.device, cache), cold_start(path, args.device, cache))
-            print(f"{name}: fresh process to first result {cold[name][0]:.2f} s (empty PoCL cache), "
+            print(f"{name}: fresh process to first result {cold[name][0]:.2f} s (empty caches), "
                   f"{cold[name][1]:.2f} s (warm)", flush=True)
-    section = table(rows, command.strip(), cold)
+    section = table(rows, command.strip(), cold, args.ort_spin, load)
     if args.json:
         print(json.dumps({"rows": rows, "cold": cold}, indent=2, default=str))
     if args.write:

@@ -53,9 +53,11 @@ def compare(model, feeds: dict[str, np.ndarray] | None = None, rtol: float = 1e-
 
     expect_device: every non-view node must run there ("opencl"), or None to allow host fallback.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore" if expect_device is None else "error")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         cl_sess = InferenceSession(model, device="opencl", **session_options)
+    fallback = [str(w.message) for w in caught if "run on the host" in str(w.message)]
+    assert expect_device is None or not fallback, fallback
     ref = InferenceSession(model, device="cpu")
     feeds = feeds if feeds is not None else random_feeds(cl_sess)
     got = cl_sess.run(None, feeds)

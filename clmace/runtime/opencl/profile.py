@@ -18,20 +18,21 @@ def format_profile(rows: Sequence[tuple[str, str, str, float]], wall_seconds: fl
     width = max([len(n) for n, _ in ranked[:top]] + [4])
     lines = [f"profile on {device}: end-to-end {wall_seconds * 1e3:.3f} ms, device time {total * 1e3:.3f} ms "
              f"in {len(rows)} steps ({len(per_node)} nodes)",
-             f"{'#':>3}  {'node':<{width}}  {'op':<18} {'where':<6} {'ms':>9} {'share':>7} {'cum':>7}"]
+             f"{'#':>3}  {'node':<{width}}  {'op [kernel]':<28} {'where':<6} {'ms':>9} {'share':>7} {'cum':>7}"]
     cumulative = 0.0
     for rank, (name, (op, where, seconds, launches)) in enumerate(ranked[:top], 1):
         cumulative += seconds
         op_text = op if launches == 1 else f"{op} x{launches}"
-        lines.append(f"{rank:>3}  {name:<{width}}  {op_text:<18} {where:<6} {seconds * 1e3:>9.3f} "
+        lines.append(f"{rank:>3}  {name:<{width}}  {op_text:<28} {where:<6} {seconds * 1e3:>9.3f} "
                      f"{seconds / total:>6.1%} {cumulative / total:>6.1%}")
     if len(ranked) > top:
         rest = sum(e[2] for _, e in ranked[top:])
         lines.append(f"     ({len(ranked) - top} more nodes: {rest * 1e3:.3f} ms, {rest / total:.1%})")
-    by_op: dict[str, float] = {}
-    for _, (op, _where, seconds, _n) in per_node.items():
-        by_op[op] = by_op.get(op, 0.0) + seconds
-    summary = ", ".join(f"{op} {s * 1e3:.2f} ms ({s / total:.0%})"
-                        for op, s in sorted(by_op.items(), key=lambda kv: -kv[1])[:6])
-    lines.append(f"by op: {summary}")
+    by_kernel: dict[str, float] = {}
+    for _, op, where, seconds in rows:
+        kernel = op.rsplit("[", 1)[-1].rstrip("]") if "[" in op else f"{op} ({where})"
+        by_kernel[kernel] = by_kernel.get(kernel, 0.0) + seconds
+    summary = ", ".join(f"{k} {s * 1e3:.2f} ms ({s / total:.0%})"
+                        for k, s in sorted(by_kernel.items(), key=lambda kv: -kv[1])[:6])
+    lines.append(f"by kernel: {summary}")
     return "\n".join(lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -26,6 +27,20 @@ OPTIONS = {
     # Half storage through vload_half/vstore_half (core OpenCL) on devices without cl_khr_fp16.
     "fp16_without_extension": False,
 }
+
+
+def _label(node: Any) -> str:
+    """Op type with what the plan fused into it, e.g. Conv+Clip+Add."""
+    label = node.op_type
+    if node.attrs.get("activation"):
+        label += "+" + node.attrs["activation"]
+    if node.attrs.get("_bias"):
+        label += "+Add"
+    if node.attrs.get("_residual"):
+        label += "+Add"
+    if node.attrs.get("_post_activation"):
+        label += "+" + node.attrs["_post_activation"][0]
+    return label
 
 
 class OpenCLRuntime:
@@ -65,6 +80,7 @@ class OpenCLRuntime:
         self._writer = {out: i for i, name in enumerate(self._names) for out in nodes[name].outputs if out}
         self._final = set(graph.output_names()) | {v.name for v in graph.inputs}
         self._events: list[Any] = []
+        self._lock = threading.Lock()
         self._host_times: dict[int, float] = {}
         self._last_wall = 0.0
         self.setup_seconds = time.perf_counter() - start
@@ -83,7 +99,11 @@ class OpenCLRuntime:
 
     # --- running -------------------------------------------------------------------------------
     def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None) -> dict[str, np.ndarray]:
-        """Copy inputs in, enqueue every step, copy the requested outputs out."""
+        """Copy inputs in, enqueue every step, copy the requested outputs out (one run at a time)."""
+        with self._lock:  # every run uses the same arena
+            return self._run(feeds, outputs)
+
+    def _run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None) -> dict[str, np.ndarray]:
         import pyopencl as cl
 
         plan, queue = self.plan, self.queue
@@ -180,14 +200,17 @@ class OpenCLRuntime:
         return self.profile_table()
 
     def node_times(self) -> list[tuple[str, str, str, float]]:
-        """(node, op, device, seconds) per step of the last run, from OpenCL profiling events."""
-        ops = {n.name: n.op_type for n in self.plan.nodes}
+        """(node, op [kernel], device, seconds) per step of the last run, from OpenCL profiling events."""
+        nodes = {n.name: n for n in self.plan.nodes}
         rows = []
-        for i, (name, event) in enumerate(zip(self._names, self._events)):
+        for i, (step, event) in enumerate(zip(self.plan.steps, self._events)):
+            name = self._names[i]
+            label = _label(nodes[name])
             if event is None:
-                rows.append((name, ops.get(name, "?"), "cpu", self._host_times.get(i, 0.0)))
+                rows.append((name, label, "cpu", self._host_times.get(i, 0.0)))
             else:
-                rows.append((name, ops.get(name, "?"), "opencl", (event.profile.end - event.profile.start) * 1e-9))
+                kernel = step.kernel.function_name  # type: ignore[union-attr]
+                rows.append((name, f"{label} [{kernel}]", "opencl", (event.profile.end - event.profile.start) * 1e-9))
         return rows
 
     def profile_table(self, top: int = 15) -> str:
