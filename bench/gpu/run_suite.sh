@@ -13,7 +13,7 @@ STEPS=${STEPS:-baseline latency startup tests}
 for step in $STEPS; do
   echo "=== $step"
   case $step in
-    baseline) python3 bench/gpu/torchvision_baseline.py --out "$MODELS" --runs 200 && cp "$MODELS/torch_baseline.json" "$OUT/" ;;
+    baseline) env -u PYTHONPATH python3 bench/gpu/torchvision_baseline.py --out "$MODELS" --runs 200 && cp "$MODELS/torch_baseline.json" "$OUT/" ;;
     latency) python3 bench/gpu/clmace_gpu.py --models "$MODELS"/{mobilenet_v2,efficientnet_b0,resnet50}.onnx \
                --runs 200 --out "$OUT/clmace_gpu.json" ;;
     startup) python3 -m bench.bench_startup --models mobilenet_v2 resnet50 --model-dir "$MODELS" --device gpu \

@@ -1,4 +1,4 @@
-"""Static memory planning: lifetimes of tensors and a greedy best-fit arena over them."""
+"""Static memory planning: lifetimes of tensors and the shared buffers (slots) that hold them."""
 
 from __future__ import annotations
 
@@ -29,29 +29,6 @@ def align(n: int, alignment: int) -> int:
     return (n + alignment - 1) // alignment * alignment
 
 
-def plan_arena(blocks: list[Block], alignment: int) -> int:
-    """Give every block an offset so blocks alive at the same time never overlap; return the arena size.
-
-    Greedy by size (largest first), each placed in the smallest gap that fits among the already placed
-    blocks whose lifetimes overlap its own, else after the highest of them.
-    """
-    placed: list[Block] = []
-    end = 0
-    for block in sorted(blocks, key=lambda b: (-b.size, b.first, b.name)):
-        need = align(block.size + SLACK, alignment)
-        live = sorted((p for p in placed if p.overlaps(block)), key=lambda p: p.offset)
-        best, best_gap, cursor = -1, None, 0
-        for p in live:
-            gap = p.offset - cursor
-            if gap >= need and (best_gap is None or gap < best_gap):
-                best, best_gap = cursor, gap
-            cursor = max(cursor, p.offset + align(p.size + SLACK, alignment))
-        block.offset = best if best >= 0 else cursor
-        end = max(end, block.offset + need)
-        placed.append(block)
-    return end
-
-
 def live_peak(blocks: list[Block]) -> int:
     """The largest total size of blocks alive at one step: no arena can be smaller."""
     if not blocks:
@@ -65,3 +42,30 @@ def live_peak(blocks: list[Block]) -> int:
         running += events[step]
         peak = max(peak, running)
     return peak
+
+
+def plan_slots(blocks: list[Block], alignment: int) -> list[int]:
+    """Share whole buffers between tensors whose lifetimes do not overlap; return each slot's size.
+
+    Sets block.offset to the block's slot index. Tensors never get overlapping sub-buffers of one
+    allocation: NVIDIA's driver crashes when such sub-buffers are released (seen on the
+    H200, driver 580), so devices that need it get one buffer per slot instead.
+    """
+    sizes: list[int] = []
+    busy_until: list[int] = []
+    for block in sorted(blocks, key=lambda b: (b.first, -b.size, b.name)):
+        need = align(block.size + SLACK, alignment)
+        free = [i for i, last in enumerate(busy_until) if last < block.first]
+        fits = [i for i in free if sizes[i] >= need]
+        if fits:
+            slot = min(fits, key=lambda i: sizes[i])
+        elif free:
+            slot = max(free, key=lambda i: sizes[i])  # grow the largest free slot rather than add one
+            sizes[slot] = need
+        else:
+            slot = len(sizes)
+            sizes.append(need)
+            busy_until.append(-1)
+        busy_until[slot] = block.last
+        block.offset = slot
+    return sizes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +12,7 @@ import numpy as np
 
 from clmace.ir import Graph, Node
 from clmace.runtime.opencl.fusion import fuse_for_opencl
-from clmace.runtime.opencl.memory import SLACK, Block, align, live_peak, plan_arena
+from clmace.runtime.opencl.memory import SLACK, Block, align, live_peak, plan_slots
 from clmace.runtime.opencl.programs import ProgramBuilder
 
 log = logging.getLogger("clmace.opencl")
@@ -70,6 +71,17 @@ def _is_view(node: Node) -> bool:
     return True
 
 
+def _release(subs: list[Any], parents: list[Any]) -> None:
+    """Release sub-buffers before their parents: NVIDIA's driver crashes on the reverse order (seen on H200)."""
+    for mem in subs + parents:
+        try:
+            mem.release()
+        except Exception:  # noqa: BLE001 - at interpreter exit the driver may already be gone
+            pass
+    subs.clear()
+    parents.clear()
+
+
 class Plan:
     """Builds storage, views, launches and host steps for one graph with static shapes."""
 
@@ -84,7 +96,10 @@ class Plan:
         self.weight_bytes = 0
         self.upload_bytes = 0
         self._const_bufs: dict[str, Any] = {}
-        self._keep: list[Any] = []
+        # Device buffers and the sub-buffers carved from them, released sub-buffers first (see _release).
+        self._parents: list[Any] = []
+        self._subs: list[Any] = []
+        weakref.finalize(self, _release, self._subs, self._parents)
         self.program_keys: set[tuple[str, tuple[str, ...]]] = set()
         self._views()
         self._allocate()
@@ -140,7 +155,7 @@ class Plan:
                 self.alias[dst] = src
 
     def _allocate(self) -> None:
-        """Lifetimes of every stored value and one arena holding them all."""
+        """Lifetimes of every stored value and the shared buffers (slots) holding them."""
         import pyopencl as cl
 
         first: dict[str, int] = {}
@@ -164,12 +179,18 @@ class Plan:
         self.blocks = [Block(name, self._nbytes(name), first[name], last[name]) for name in first]
         self.base_align = base_align = max(int(self.device.mem_base_addr_align) // 8, 64)
         guard = align(SLACK, base_align)  # the first tensor may be read a little before its start too
-        self.arena_bytes = plan_arena(self.blocks, base_align) + guard
+        slots = plan_slots(self.blocks, base_align)
+        self.arena_bytes = sum(slots) + guard * len(slots)
         self.live_bytes = live_peak(self.blocks)
-        self.arena = cl.Buffer(self.context, cl.mem_flags.READ_WRITE, self.arena_bytes)
-        self._bufs = {}
-        for b in self.blocks:
-            self._bufs[b.name] = self.arena.get_sub_region(guard + b.offset, align(b.size + SLACK, base_align))
+        # One buffer per slot (with a guard in front), shared by every tensor assigned to it: no two live
+        # sub-buffers ever overlap, which NVIDIA's driver does not survive.
+        slot_bufs = []
+        for size in slots:
+            whole = cl.Buffer(self.context, cl.mem_flags.READ_WRITE, guard + size)
+            slot_bufs.append(whole.get_sub_region(guard, size))
+            self._parents.append(whole)
+        self._subs.extend(slot_bufs)
+        self._bufs = {b.name: slot_bufs[b.offset] for b in self.blocks}
         log.debug("arena %d bytes for %d tensors (live peak %d)", self.arena_bytes, len(self.blocks),
                   self.live_bytes)
 
@@ -195,7 +216,9 @@ class Plan:
         self.upload_bytes += raw.nbytes
         whole = cl.Buffer(self.context, cl.mem_flags.READ_ONLY | cl.mem_flags.COPY_HOST_PTR, hostbuf=raw)
         buf = whole.get_sub_region(guard, arr.nbytes + SLACK)
-        self._keep += [whole, buf]  # kernels hold only the cl_mem handle: the Python objects must outlive them
+        # Kernels hold only the cl_mem handle: the Python objects must outlive them.
+        self._parents.append(whole)
+        self._subs.append(buf)
         return buf
 
     def ints(self, values: Sequence[int]) -> Any:

@@ -4,7 +4,9 @@
 // of a row: such lanes are then zeroed with select().
 
 // Each program holds one kernel, picked by its defines: CB -> conv1x1, KH -> conv_dw,
-// CONV_GENERAL -> conv_general, CONV_TRANSPOSE -> conv_transpose.
+// CONV_GENERAL -> conv_general, CONV_TRANSPOSE -> conv_transpose. These are the CPU-shaped variants (long
+// vectors, many outputs per work-item); conv_gpu.cl holds the GPU-shaped ones. Every dimension of the
+// global range is bounds-checked, so any local size (the range rounded up to it) is safe.
 
 // Eight input pixels row[ix + l * sw] (l = 0..7), zero where outside [0, W). Whole-vector loads when the
 // block lies inside the row, or when the buffer slack covers the overrun (vec_ok, decided at plan time);
@@ -57,38 +59,44 @@ inline float16 load_row16(const __global T* row, int ix, int sw, int W, bool ins
 }
 
 #ifdef CB
-// 1x1 stride-1 convolution = per-group GEMM: each work-item computes CB output channels x 16 pixels.
+#ifndef PX
+#define PX 16
+#endif
+#define FPX CAT(float, PX)
+#define LDPX CAT(LD, PX)
+#define STPX CAT(ST, PX)
+// 1x1 stride-1 convolution = per-group GEMM: each work-item computes CB output channels x PX pixels.
 // x: [N][G*cin][P], w: [G][ncb][cin][CB], bias: [G][ncb*CB], y/res: [N][G*cout][P].
 __kernel void conv1x1(__global const T* restrict x, __global const T* restrict w,
                       __global const T* restrict bias, __global const T* restrict res,
-                      __global T* restrict y, int cin, int cout, int P, int groups, int has_res,
+                      __global T* restrict y, int cin, int cout, int P, int groups, int NG, int has_res,
                       float p0, float p1, float q0, float q1)
 {
-  const int pb = get_global_id(0) * 16;
+  const int pb = get_global_id(0) * PX;
   const int cb = get_global_id(1);
   const int ng = get_global_id(2);
   const int ncb = (cout + CB - 1) / CB;
-  if (pb >= P || cb >= ncb) return;
+  if (pb >= P || cb >= ncb || ng >= NG) return;
   const int g = ng % groups;
   const __global T* xp = x + (size_t)ng * cin * P + pb;
   const __global T* wp = w + (size_t)(g * ncb + cb) * cin * CB;
   const __global T* bp = bias + (g * ncb + cb) * CB;
   const size_t ybase = ((size_t)ng * cout + cb * CB) * P + pb;
-  if (pb + 16 <= P) {
-    float16 acc[CB];
+  if (pb + PX <= P) {
+    FPX acc[CB];
 #pragma unroll
-    for (int j = 0; j < CB; j++) acc[j] = (float16)(LD(bp, j));
+    for (int j = 0; j < CB; j++) acc[j] = (FPX)(LD(bp, j));
     for (int ci = 0; ci < cin; ci++) {
-      const float16 xv = LD16(xp, (size_t)ci * P);
+      const FPX xv = LDPX(xp, (size_t)ci * P);
 #pragma unroll
-      for (int j = 0; j < CB; j++) acc[j] = fma(xv, (float16)(LD(wp, ci * CB + j)), acc[j]);
+      for (int j = 0; j < CB; j++) acc[j] = fma(xv, (FPX)(LD(wp, ci * CB + j)), acc[j]);
     }
 #pragma unroll
     for (int j = 0; j < CB; j++) {
       if (cb * CB + j < cout) {
-        float16 v = ACTIVATE(acc[j], p0, p1);
-        if (has_res) v += LD16(res, ybase + (size_t)j * P);
-        ST16(y, ybase + (size_t)j * P, ACTIVATE2(v, q0, q1));
+        FPX v = ACTIVATE(acc[j], p0, p1);
+        if (has_res) v += LDPX(res, ybase + (size_t)j * P);
+        STPX(y, ybase + (size_t)j * P, ACTIVATE2(v, q0, q1));
       }
     }
   } else {
@@ -121,12 +129,12 @@ __kernel void conv1x1(__global const T* restrict x, __global const T* restrict w
 __kernel void conv_dw(__global const T* restrict x, __global const T* restrict w,
                       __global const T* restrict bias, __global const T* restrict res,
                       __global T* restrict y, int C, int H, int W, int OH, int OW, int mult,
-                      int pad_t, int pad_l, int dil_h, int dil_w, int rows, int vec_ok, int has_res,
+                      int pad_t, int pad_l, int dil_h, int dil_w, int rows, int vec_ok, int NCO, int has_res,
                       float p0, float p1, float q0, float q1)
 {
   const int oy_first = get_global_id(0) * rows;
   const int nco = get_global_id(1);
-  if (oy_first >= OH) return;
+  if (oy_first >= OH || nco >= NCO) return;
   const int co = nco % (C * mult);
   const int n = nco / (C * mult);
   const __global T* xc = x + ((size_t)n * C + co / mult) * H * W;
@@ -204,14 +212,14 @@ __kernel void conv_general(__global const T* restrict x, __global const T* restr
                            __global const T* restrict bias, __global const T* restrict res,
                            __global T* restrict y, int cin, int cout, int H, int W, int OH, int OW,
                            int KH, int KW, int SH, int SW, int DH, int DW, int pad_t, int pad_l,
-                           int groups, int vec_ok, int has_res, float p0, float p1, float q0, float q1)
+                           int groups, int vec_ok, int NG, int has_res, float p0, float p1, float q0, float q1)
 {
   const int ox0 = get_global_id(0) * 8;
   const int oy = get_global_id(1);
   const int ncb = (cout + 7) / 8;
   const int cb = get_global_id(2) % ncb;
   const int ng = get_global_id(2) / ncb;
-  if (ox0 >= OW || oy >= OH) return;
+  if (ox0 >= OW || oy >= OH || ng >= NG) return;
   const int g = ng % groups;
   const __global T* xp = x + (size_t)ng * cin * H * W;
   const __global T* wp = w + (size_t)(g * ncb + cb) * cin * KH * KW * 8;
