@@ -1,8 +1,10 @@
 """Classify a photograph with the real pretrained EfficientNet-Lite0 on clmace, checked against onnxruntime.
 
-Run from anywhere: ``python examples/demo.py [--image photo.jpg] [--device cpu|opencl]``. The first run
+Run from anywhere: ``python examples/demo.py [--image photo.jpg] [--device opencl|cpu]``. The first run
 exports the model from the pip-packaged weights into ``$CLMACE_CACHE_DIR/demo`` (default
 ``~/.cache/clmace/demo``) and later runs reuse it; every run converts it with clmace and loads the result.
+On OpenCL the session reads (or, the first time, compiles and writes) the compiled-program file beside it,
+and the demo then measures start-up in fresh processes: cold (nothing cached) against warm (the file only).
 """
 
 from __future__ import annotations
@@ -64,11 +66,28 @@ def prepare_model(folder: Path) -> tuple[Path, Path, float, float]:
     return onnx_path, converted, export_s, convert_s
 
 
+def show_startup(model: Path, device: str) -> None:
+    """Process start to first result in fresh processes: cold (nothing cached) vs warm (only the file)."""
+    import tempfile
+
+    from bench.bench_startup import measure
+
+    print("start-up in fresh processes (import / session / first inference):")
+    with tempfile.TemporaryDirectory(prefix="clmace-demo-") as tmp:
+        r = measure(str(model), device, 1, Path(tmp))
+    for kind in ("cold", "warm"):
+        t = r[kind]
+        print(f"  {kind}: {t['to_first_result_s']:6.2f} s  ({t['import_s']:.2f} / {t['session_s']:.2f} / "
+              f"{t['first_run_s']:.3f})" + ("  no compiled-program file" if kind == "cold" else "  file only"))
+    print(f"  warm start takes {100 * r['ratio']:.1f}% of the cold start")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the demo; return the process exit code (1 when clmace and onnxruntime disagree on top-1)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image", help="a JPEG/PNG file (default: skimage.data.chelsea(), a cat)")
-    parser.add_argument("--device", default="cpu", help="clmace device: cpu, opencl, opencl:N (default: cpu)")
+    parser.add_argument("--device", default="opencl", help="clmace device: opencl, gpu, opencl:N or cpu")
+    parser.add_argument("--no-startup", action="store_true", help="skip the cold/warm fresh-process measurement")
     parser.add_argument("--runs", type=int, default=20, help="timed runs after the first (default: 20)")
     parser.add_argument("--top", type=int, default=5, help="how many classes to print (default: 5)")
     args = parser.parse_args(argv)
@@ -78,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     labels = imagenet_labels()
 
     onnx_path, converted, export_s, convert_s = prepare_model(cache_dir())
-    session, create_s = timed(lambda: clmace.InferenceSession(converted, device=args.device))
+    program_file = converted.with_suffix(".programs.bin")
+    options = {} if args.device == "cpu" else {"compiled_program": program_file}
+    session, create_s = timed(lambda: clmace.InferenceSession(converted, device=args.device, **options))
     name = session.get_inputs()[0].name
     (logits,), first_s = timed(lambda: session.run(None, {name: batch}))
     runs = [timed(lambda: session.run(None, {name: batch}))[1] for _ in range(args.runs)]
@@ -95,6 +116,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"first run      {first_s * 1e3:8.1f} ms")
     if runs:
         print(f"median of {len(runs):<4} {statistics.median(runs) * 1e3:8.1f} ms")
+    if session.program_store is not None:
+        st = session.program_store.status()
+        state = "compiled from source and written to" if st["misses"] else "all loaded from"
+        print(f"compiled programs: {st['hits'] + st['misses']} {state} {program_file} "
+              f"({program_file.stat().st_size:,} bytes)" if program_file.exists() else "compiled programs: not saved")
+        if not args.no_startup:
+            show_startup(converted, args.device)
 
     import onnxruntime as ort
 
