@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import struct
 from typing import Any
 
@@ -19,6 +20,9 @@ MAGIC = b"CLMACEMD"
 FORMAT_VERSION = 1
 ALIGN = 64
 _PREFIX = struct.Struct("<8sII")  # magic, format version, header length
+# The `dtype.str` forms dumps() writes: numbers, bool, strings, object (ONNX strings), void (onnx's
+# stand-in for bfloat16 / float8 / int4: '<V2', '<V1').
+_DTYPE_STR = re.compile(r"[<>|=]?(?:[biufcSUV][0-9]{1,4}|O)")
 
 
 def _encode_attr(value: Any) -> Any:
@@ -32,10 +36,28 @@ def _encode_attr(value: Any) -> Any:
     return value
 
 
+def _dtype(text: Any) -> np.dtype:
+    """A plain dtype from its `dtype.str` (e.g. '<f4'); structured and comma-string specs are refused."""
+    # Checked before np.dtype sees it: numpy accepts structured, object and comma-string specs (the last via
+    # ast.literal_eval), none of which dumps() writes.
+    if not isinstance(text, str) or not _DTYPE_STR.fullmatch(text):
+        raise ValueError(f"dtype {text!r} is not a plain dtype string such as '<f4'")
+    dtype = np.dtype(text)
+    if dtype.itemsize == 0:
+        raise ValueError(f"dtype {text!r} has no size")
+    return dtype
+
+
+def _object(value: Any, what: str) -> dict:
+    if not isinstance(value, dict):
+        raise TypeError(f"{what} is a JSON {type(value).__name__}, not an object")
+    return value
+
+
 def _decode_attr(value: Any) -> Any:
     if isinstance(value, dict) and "__ndarray__" in value:
         raw = base64.b64decode(value["__ndarray__"])
-        return np.frombuffer(raw, dtype=np.dtype(value["dtype"])).reshape(value["shape"]).copy()
+        return np.frombuffer(raw, dtype=_dtype(value["dtype"])).reshape(value["shape"]).copy()
     if isinstance(value, list):
         return [_decode_attr(v) for v in value]
     return value
@@ -46,7 +68,7 @@ def _vi(v: ValueInfo) -> dict:
 
 
 def _from_vi(d: dict) -> ValueInfo:
-    return ValueInfo(d["name"], np.dtype(d["dtype"]), None if d["shape"] is None else tuple(d["shape"]))
+    return ValueInfo(d["name"], _dtype(d["dtype"]), None if d["shape"] is None else tuple(d["shape"]))
 
 
 def dumps(graph: Graph, extra: dict | None = None) -> bytes:
@@ -104,7 +126,7 @@ def loads(data: bytes | memoryview, source: str = "<bytes>") -> tuple[Graph, dic
     if head_len > len(buf) - _PREFIX.size:
         raise ModelError(f"{source}: truncated header ({head_len} bytes announced)")
     try:
-        header = json.loads(bytes(buf[_PREFIX.size:_PREFIX.size + head_len]))
+        header = _object(json.loads(bytes(buf[_PREFIX.size:_PREFIX.size + head_len])), "header")
         start = _PREFIX.size + head_len
         start += (-start) % ALIGN
         blob = buf[start:]
@@ -112,23 +134,27 @@ def loads(data: bytes | memoryview, source: str = "<bytes>") -> tuple[Graph, dic
             raise ModelError(f"{source}: weights are {len(blob)} bytes, header says {header['weights_size']}")
         if hashlib.sha256(blob).hexdigest() != header["weights_sha256"]:
             raise ModelError(f"{source}: weights SHA-256 mismatch: the file is corrupt")
-        g = header["graph"]
+        g = _object(header["graph"], "graph")
         inits = {}
         for t in header["tensors"]:
             end = t["offset"] + t["nbytes"]
             if t["offset"] < 0 or end > len(blob):
                 raise ModelError(f"{source}: tensor {t['name']!r} lies outside the weights")
-            inits[t["name"]] = np.frombuffer(blob[t["offset"]:end], dtype=np.dtype(t["dtype"])).reshape(t["shape"])
+            inits[t["name"]] = np.frombuffer(blob[t["offset"]:end], dtype=_dtype(t["dtype"])).reshape(t["shape"])
         nodes = [Node(n["name"], n["op"], n["inputs"], n["outputs"],
-                      {k: _decode_attr(v) for k, v in n["attrs"].items()}, n["domain"]) for n in g["nodes"]]
+                      {k: _decode_attr(v) for k, v in _object(n["attrs"], "node attrs").items()}, n["domain"])
+                 for n in g["nodes"]]
         values = {v["name"]: _from_vi(v) for v in g["values"]}
         graph = Graph(nodes, [_from_vi(v) for v in g["inputs"]], [_from_vi(v) for v in g["outputs"]],
-                      inits, g["opset"], values, g["name"], g["metadata"])
+                      inits, g["opset"], values, g["name"], _object(g["metadata"], "graph metadata"))
+        extra = _object(header.get("extra", {}), "extra")
     except ModelError:
         raise
-    except (KeyError, TypeError, ValueError) as exc:
+    except RecursionError:  # json and _decode_attr recurse per nesting level; a hostile header nests deeply
+        raise ModelError(f"{source}: malformed converted-model header: nested too deeply") from None
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ModelError(f"{source}: malformed converted-model header: {type(exc).__name__}: {exc}") from exc
-    return graph, header.get("extra", {})
+    return graph, extra
 
 
 def save(graph: Graph, path: str | os.PathLike, extra: dict | None = None) -> None:

@@ -127,10 +127,8 @@ def _section(sec: Section) -> bytes:
 
 
 def dumps(pf: ProgramFile, signer: Callable[[bytes], bytes] | None = None) -> bytes:
-    """Serialize a ProgramFile (sorted, so output is deterministic); `signer` makes the signature block.
-
-    Without a signer, `pf.signature` (as read) is written back verbatim; it only verifies if nothing changed.
-    """
+    """Serialize a ProgramFile (sorted, so output is deterministic); `signer` makes the signature block."""
+    # Without a signer, `pf.signature` (as read) is written back verbatim: it verifies only if nothing changed.
     flags = FLAG_SIGNED if (signer is not None or pf.signature) else 0
     parts = [_HEADER.pack(MAGIC, FORMAT_VERSION, flags, float(pf.created)), _str(pf.engine_version)]
     parts.append(struct.pack("<I", len(pf.sections)))

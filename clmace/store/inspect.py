@@ -48,7 +48,7 @@ def _inspect_clmace(data: bytes, key_paths: Sequence[str] | None = None) -> dict
         sections.append({"key": sec_key, "device": fp.describe(), "fingerprint": vars(fp).copy(),
                          "recorded_fields": list(FINGERPRINT_FIELDS),
                          "entry_count": len(entries), "tuned_count": len(sec.tuned),
-                         "tuned_keys": sorted(sec.tuned), "entries": entries})
+                         "tuned_keys": sorted(sec.tuned), "tuned": dict(sec.tuned), "entries": entries})
     all_entries = [e for s in sections for e in s["entries"]]
     return {
         "format": "clmace", "format_version": struct.unpack_from("<I", data, 8)[0],
@@ -62,8 +62,7 @@ def _inspect_clmace(data: bytes, key_paths: Sequence[str] | None = None) -> dict
 
 
 def inspect_bytes(data: bytes, trusted_keys: Sequence[str | os.PathLike] | None = None) -> dict:
-    """Describe file bytes (clmace or MACE format, detected); trusted_keys (PEM paths, plus $CLMACE_TRUSTED_KEYS)
-    decide whether a signature is shown as valid/invalid or as unverified; ProgramFileError if unreadable."""
+    """Describe clmace or MACE file bytes; signatures are checked against trusted_keys + $CLMACE_TRUSTED_KEYS."""
     if data.startswith(MAGIC):
         return _inspect_clmace(data, [os.fspath(p) for p in trusted_keys or []])
     return mace.describe(mace.loads_mace(data))
@@ -115,7 +114,11 @@ def _render_clmace(info: dict, verbose: bool) -> list[str]:
                 lines.append(f"  {'':<{width}}  key {e['key']}  source {e['source_hash'][:16]}  "
                              f"binary {e['binary_size']} bytes ({e['binary_vendor']})")
         if verbose and sec["tuned_keys"]:
-            lines.append("  tuned: " + ", ".join(sec["tuned_keys"]))
+            from clmace.tuning import render_summary
+
+            lines.append("  tuned (per kernel family: records, default -> tuned device time, chosen variant and "
+                         "local size x count):")
+            lines += render_summary(sec["tuned"], indent="    ")
     return lines
 
 

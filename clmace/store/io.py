@@ -48,11 +48,7 @@ def _decode(path: str, data: bytes, trusted_keys: Sequence[Any] | None) -> Progr
 
 
 def read_file(path: str, trusted_keys: Sequence[Any] | None = None) -> ProgramFile:
-    """Read and validate a compiled-program file; FileNotFoundError if absent, ProgramFileError if bad.
-
-    With `trusted_keys` (Ed25519 public keys or PEM paths; None: no check), a file not validly signed by one
-    of them raises UntrustedFileError.
-    """
+    """Read and validate a file: FileNotFoundError if absent, ProgramFileError if bad or not signed by a trusted key."""
     return _decode(path, _read_bytes(path), trusted_keys)
 
 
@@ -106,9 +102,29 @@ def _current(path: str, data: bytes | None, engine_version: str, trusted_keys: S
     return pf
 
 
+def _temp_prefix(path: str) -> str:
+    return f".tmp-{os.path.basename(path)}-"
+
+
+def _remove_stale_temps(path: str) -> None:
+    """Delete temp files a killed writer of `path` left behind; call only while holding `path`'s lock."""
+    directory, prefix = os.path.dirname(os.path.abspath(path)), _temp_prefix(path)
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(prefix) and n.endswith(".clmace")]
+    except OSError:
+        return
+    for name in names:
+        # Every writer of `path` holds its lock while its temp file exists, so one seen now is orphaned.
+        try:
+            os.unlink(os.path.join(directory, name))
+            log.info("removed %s, left by a writer that died mid-write", name)
+        except OSError:
+            pass
+
+
 def _write_atomic(path: str, data: bytes) -> None:
     directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".clmace", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".clmace", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -133,13 +149,12 @@ def _write_atomic(path: str, data: bytes) -> None:
 
 
 def write_file(path: str, pf: ProgramFile, removed: Mapping[str, set[str]] | None = None,
-               merge_existing: bool = True, timeout: float = LOCK_TIMEOUT_S,
+               merge_existing: bool = True, timeout: float | None = None,
                signer: Callable[[bytes], bytes] | None = None, trusted_keys: Sequence[Any] | None = None) -> bool:
-    """Merge `pf` into `path` atomically under `path + '.lock'`; False (and a warning) on failure.
-
-    With `signer` the result is signed, and the file on disk is merged only if one of `trusted_keys` signed
-    it (a signature vouches for every entry). Without one, a signed file on disk is never replaced.
-    """
+    """Merge `pf` into `path` atomically under `path + '.lock'`; False (and a warning) on failure."""
+    # With `signer` the result is signed and the file on disk is merged only if one of `trusted_keys` signed
+    # it (a signature vouches for every entry). Without one, a signed file on disk is never replaced.
+    timeout = LOCK_TIMEOUT_S if timeout is None else timeout
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         # The OS releases this lock when its holder dies (even by SIGKILL), so a crash never blocks writers.
@@ -157,6 +172,7 @@ def write_file(path: str, pf: ProgramFile, removed: Mapping[str, set[str]] | Non
                 return False
             keys = list(trusted_keys or []) if signer is not None else None
             current = _current(path, data, pf.engine_version, keys) if merge_existing else None
+            _remove_stale_temps(path)
             _write_atomic(path, dumps(merge(current, pf, removed), signer=signer))
         return True
     except filelock.Timeout:

@@ -63,13 +63,12 @@ class _Pending:
 
 
 class ProgramStore:
-    """Builds OpenCL programs from stored binaries when they fit the device, else from source; saves them.
+    """Builds OpenCL programs from stored binaries when they fit the device, else from source; saves them."""
 
-    Signing: `sign_key` (PEM private key path) signs what save() writes; `trusted_keys` (PEM public key paths,
-    plus $CLMACE_TRUSTED_KEYS) make every file not signed by one of them (or by `sign_key`) count as foreign
-    code. Without a sign key, a signed file is never replaced by an unsigned one: save() then writes to
-    `unsigned_path` if given, else nothing.
-    """
+    # Signing (docs/HARDENING.md): `sign_key` (PEM private key path) signs what save() writes; `trusted_keys`
+    # (PEM public key paths, plus $CLMACE_TRUSTED_KEYS) make any file not signed by one of them (or by
+    # `sign_key`) foreign code. Without a sign key a signed file is never replaced by an unsigned one: save()
+    # writes to `unsigned_path` if given, else nothing.
 
     def __init__(self, path: str | None = None, search_paths: list[str] | None = None,
                  engine_version_: str | None = None, manage_pocl_cache: bool = True,
