@@ -12,14 +12,20 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from clmace.cli_tune import EXAMPLE as TUNE_EXAMPLE
+from clmace.cli_tune import add_tune_arguments, cmd_tune, run_tuning
 from clmace.cli_workflow import register as register_workflow
 from clmace.errors import ClmaceError
 
 EXAMPLES = {
     "devices": "clmace devices",
-    "compile": "clmace compile model.clmace --device opencl -o model.bin --input-shape input=1,3,224,224",
+    "compile": "clmace compile model.clmace --device opencl -o model.bin --input-shape input=1,3,224,224\n"
+               "  clmace compile model.onnx --device gpu -o model.bin --tune --budget 300",
+    "tune": TUNE_EXAMPLE,
     "inspect": "clmace inspect model.bin\n  clmace inspect mace_cl_compiled_program.bin --json",
     "cache": "clmace cache list\n  clmace cache prune",
+    "keygen": "clmace keygen signing.pem signing.pub\n"
+              "  clmace compile model.clmace -o model.bin --sign-key signing.pem",
     "convert": "clmace convert model.onnx -o model.clmace --input-shape input=1,3,224,224\n"
                "  clmace convert --config deploy.yml -o build/",
     "info": "clmace info model.clmace\n  clmace info model.onnx --json",
@@ -149,15 +155,24 @@ def cmd_compile(args: argparse.Namespace) -> int:
     print(f"{args.output}: {status['hits'] + status['misses']} programs ({status['misses']} compiled, "
           f"{status['hits']} reused) for {sess.runtime.device_info.name!r}, {size:,} bytes, "
           f"{time.perf_counter() - start:.2f} s")
-    return 0
+    return run_tuning(args, args.model, args.output) if args.tune else 0
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     """Describe a clmace or MACE compiled-program file."""
     from clmace.store.inspect import inspect_path, render_text
 
-    info = inspect_path(args.file)
+    info = inspect_path(args.file, trusted_keys=args.trusted_key)
     print(json.dumps(info, indent=2, default=str) if args.json else render_text(info, args.verbose_entries))
+    return 0
+
+
+def cmd_keygen(args: argparse.Namespace) -> int:
+    """Create a signing key pair and print its fingerprint."""
+    from clmace.store.signing import generate_keypair
+
+    fingerprint = generate_keypair(args.private, args.public, overwrite=args.force)
+    print(f"key {fingerprint}: private {args.private}, public {args.public}")
     return 0
 
 
@@ -229,12 +244,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"], help="storage precision")
     p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,..", help="fix a dynamic input's shape")
     p.add_argument("--sign-key", help="Ed25519 private key (from `clmace keygen`) to sign the file with")
+    p.add_argument("--tune", action="store_true", help="also tune variants and local sizes (see `clmace tune`)")
+    add_tune_arguments(p, standalone=False)
+
+    p = add("tune", cmd_tune, "Tune kernel variants and work-group sizes of a model on a device; the records go into "
+            "the compiled-program file (resumes where an earlier run stopped).")
+    p.add_argument("model", nargs="?", help=".onnx or converted-model file (optional with --export/--import-tuning)")
+    p.add_argument("-o", "--output", required=True, help="compiled-program file to write (merged if present)")
+    p.add_argument("--device", default="opencl", help="opencl, gpu or opencl:N")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "fp16"], help="storage precision")
+    p.add_argument("--input-shape", action="append", metavar="NAME=D0,D1,..", help="fix a dynamic input's shape")
+    add_tune_arguments(p, standalone=True)
 
     p = add("inspect", cmd_inspect, "Show what a compiled-program file holds (clmace's, or MACE's).")
     p.add_argument("file", help="compiled-program file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("-e", "--entries", dest="verbose_entries", action="store_true",
                    help="also list every entry and tuned record")
+    p.add_argument("--trusted-key", action="append", metavar="PUBLIC.pem",
+                   help="verify the signature against this public key (also $CLMACE_TRUSTED_KEYS)")
+
+    p = add("keygen", cmd_keygen, "Create an Ed25519 key pair for signing compiled-program files.")
+    p.add_argument("private", help="private key file to create (PEM, mode 0600)")
+    p.add_argument("public", help="public key file to create (PEM): give it to apps as a trusted key")
+    p.add_argument("--force", action="store_true", help="overwrite existing key files")
 
     p = add("cache", cmd_cache, "List, prune or clear the default compiled-program cache ($CLMACE_CACHE_DIR).")
     p.add_argument("action", choices=["list", "prune", "clear"])
@@ -251,6 +284,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.fn(args)
-    except (ClmaceError, ValueError, FileNotFoundError) as exc:
+    except (ClmaceError, ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"clmace {args.command}: error: {exc}", file=sys.stderr)
         return 2

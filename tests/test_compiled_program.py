@@ -100,3 +100,40 @@ def test_inspect_damaged_or_foreign_file_is_clear(tmp_path):
     bad.write_bytes(b"\x00\x01garbage" * 10)
     proc = subprocess.run([sys.executable, "-m", "clmace", "inspect", str(bad)], capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and "junk.bin" in proc.stderr
+
+
+def test_signed_file_through_cli_and_session(model_path, tmp_path, caplog, capsys):
+    """keygen + compile --sign-key; a session trusting the key uses the file, a tampered file is refused."""
+    key, pub, prog = tmp_path / "k.pem", tmp_path / "k.pub", tmp_path / "signed.bin"
+    assert main(["keygen", str(key), str(pub)]) == 0
+    assert main(["compile", str(model_path), "-o", str(prog), "--sign-key", str(key)]) == 0
+    assert main(["inspect", str(prog), "--trusted-key", str(pub)]) == 0
+    assert "valid" in capsys.readouterr().out
+    sess = clmace.InferenceSession(str(model_path), device="opencl", compiled_program=str(prog),
+                                   trusted_keys=[str(pub)])
+    assert sess.program_store.status()["misses"] == 0 and sess.program_store.status()["hits"] > 0
+    data = bytearray(prog.read_bytes())
+    data[40] ^= 1  # inside the header's engine version: CRC and signature both break
+    prog.write_bytes(bytes(data))
+    before = prog.read_bytes()
+    with caplog.at_level(logging.WARNING, logger="clmace.store"):
+        sess = clmace.InferenceSession(str(model_path), device="opencl", compiled_program=str(prog),
+                                       trusted_keys=[str(pub)])
+    assert sess.program_store.status()["hits"] == 0 and np.isfinite(_run(sess)).all()
+    assert prog.read_bytes() == before  # an unsigned rebuild never overwrites a signed file
+
+
+@pytest.mark.parametrize("device", ["cpu", "opencl"])
+def test_one_session_from_many_threads(model_path, device):
+    """Concurrent run() calls on one session give each caller its own correct result."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    sess = clmace.InferenceSession(str(model_path), device=device, compiled_program=False) if device != "cpu" \
+        else clmace.InferenceSession(str(model_path))
+    ref = clmace.InferenceSession(str(model_path))
+    feeds = [rng.standard_normal((1, 3, 12, 12)).astype(np.float32) for _ in range(16)]
+    want = [ref.run(None, {"x": x})[0] for x in feeds]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda x: sess.run(None, {"x": x})[0], feeds))
+    for g, w in zip(got, want):
+        np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-4)

@@ -29,7 +29,8 @@ def program_files(cache_dir: str | None = None) -> list[str]:
     root = cache_dir or default_cache_dir()
     if not os.path.isdir(root):
         return []
-    return sorted(os.path.join(root, n) for n in os.listdir(root) if n.endswith(".clmace"))
+    # Writers' temp files also end in .clmace but start with a dot: never touch them.
+    return sorted(os.path.join(root, n) for n in os.listdir(root) if n.endswith(".clmace") and not n.startswith("."))
 
 
 def list_cache(cache_dir: str | None = None) -> dict:
@@ -66,6 +67,9 @@ def prune(present: Iterable[DeviceFingerprint], cache_dir: str | None = None) ->
             removed.append(f"{path}: deleted, written by clmace {pf.engine_version}")
             continue
         gone = [k for k in pf.sections if k not in keep]
+        if gone and pf.signature:
+            removed.append(f"{path}: signed, left as it is ({len(gone)} section(s) for absent devices)")
+            continue
         for key in gone:
             removed.append(f"{path}: section for {pf.sections.pop(key).fingerprint.describe()} (device not present)")
         if gone:

@@ -217,3 +217,13 @@ def shared_context(device: Any) -> tuple[Any, Any]:
     if key not in _CONTEXTS:
         _CONTEXTS[key] = create_context(device)
     return _CONTEXTS[key]
+
+
+def drop_context(device: Any) -> None:
+    """Forget a device's shared context and queue (after a fault left them unusable); the next runtime
+    on the device gets new ones."""
+    from clmace.runtime.opencl.programs import drop_builders
+
+    entry = _CONTEXTS.pop(int(device.int_ptr), None)
+    if entry is not None:
+        drop_builders(entry[0])

@@ -61,7 +61,9 @@ def _vec_ok(p: Plan, x: str, w: int, ow: int, kw: int, sw: int, dw: int, pad_l: 
 
 
 def lower_conv(node: Node, p: Plan) -> list[Launch]:
-    """Conv (2-D): 1x1 stride-1 GEMM kernel, depthwise kernel, or the general direct kernel."""
+    """Conv (2-D): the pointwise, depthwise or general family, each with its variants (conv_variants.py)."""
+    from clmace.runtime.opencl import conv_variants
+
     x, y = node.inputs[0], node.outputs[0]
     w = p.const(node.inputs[1])
     if w is None or len(p.shape(x)) != 4:
@@ -82,38 +84,15 @@ def lower_conv(node: Node, p: Plan) -> list[Launch]:
     act, p0, p1 = activation_args(node.attrs.get("activation"), node.attrs.get("activation_params", ()))
     post, q0, q1 = activation_args(*node.attrs.get("_post_activation", (None, ())))
     res_name = node.attrs.get("_residual", "")
-    res = p.buf(res_name) if res_name else p.buf(x)
-    has_res = 1 if res_name else 0
-    defines = {**p.float_defines(x), "ACT": act, "ACT2": post}
-    w32 = w.astype(np.float32)
-    tail = (has_res, p0, p1, q0, q1)
+    op = conv_variants.ConvOp(
+        x=x, y=y, w=w.astype(np.float32), bias=bias.astype(np.float32), res=res_name, n=n, c=c, h=h, wd=wd,
+        cout_all=cout_all, oh=oh, ow=ow, groups=groups, kh=kh, kw=kw, strides=strides, dil=dil, begin=begin,
+        base={**p.float_defines(x), "ACT": act, "ACT2": post}, tail=(1 if res_name else 0, p0, p1, q0, q1))
     if kh == kw == 1 and strides == [1, 1] and begin == [0, 0] and oh == h and ow == wd:
-        cin, cout = c // groups, cout_all // groups
-        cb = 16 if cout >= 16 else 8
-        k = p.kernel(FILE, "conv1x1", {**defines, "CB": cb})
-        wb = p.upload(_pack_blocks(w32.reshape(groups * cout, cin), groups, cb), like=x)
-        bb = p.upload(_pack_bias(bias.astype(np.float32), groups, cout, cb), like=x)
-        args = [p.buf(x), wb, bb, res, p.buf(y), cin, cout, h * wd, groups, *tail]
-        return p.launch(node, k, args, (-(-h * wd // 16), -(-cout // cb), n * groups))
+        return p.tunable(node, conv_variants.pointwise_spec(op, p))
     if groups == c and groups > 1 and cout_all % c == 0:
-        k = p.kernel(FILE, "conv_dw", {**defines, "KH": kh, "KW": kw, "SH": strides[0], "SW": strides[1]})
-        wb = p.upload(w32.reshape(cout_all, kh * kw), like=x)
-        bb = p.upload(bias.astype(np.float32), like=x)
-        vec_ok = _vec_ok(p, x, wd, ow, kw, strides[1], dil[1], begin[1], 16)
-        # Enough rows per work-item to amortise its start (PoCL: one work-group each), while leaving
-        # a few hundred work-items to spread over the cores.
-        rows = 1 if p.is_gpu else max(1, min(oh, (n * cout_all * oh) // 512, -(-4096 // (ow * kh * kw))))
-        args = [p.buf(x), wb, bb, res, p.buf(y), c, h, wd, oh, ow, cout_all // c, begin[0], begin[1],
-                dil[0], dil[1], rows, vec_ok, *tail]
-        return p.launch(node, k, args, (-(-oh // rows), n * cout_all))
-    cin, cout = c // groups, cout_all // groups
-    k = p.kernel(FILE, "conv_general", {**defines, "CONV_GENERAL": None})
-    wb = p.upload(_pack_blocks(w32, groups, 8), like=x)
-    bb = p.upload(_pack_bias(bias.astype(np.float32), groups, cout, 8), like=x)
-    args = [p.buf(x), wb, bb, res, p.buf(y), cin, cout, h, wd, oh, ow, kh, kw, strides[0], strides[1],
-            dil[0], dil[1], begin[0], begin[1], groups, _vec_ok(p, x, wd, ow, kw, strides[1], dil[1], begin[1]),
-            *tail]
-    return p.launch(node, k, args, (-(-ow // 8), oh, n * groups * -(-cout // 8)))
+        return p.tunable(node, conv_variants.depthwise_spec(op, p))
+    return p.tunable(node, conv_variants.general_spec(op, p))
 
 
 def lower_conv_transpose(node: Node, p: Plan) -> list[Launch]:

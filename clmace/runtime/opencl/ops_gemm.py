@@ -1,4 +1,4 @@
-"""Gemm and MatMul lowered to kernels/gemm.cl; constant right operands are packed at plan time."""
+"""Gemm and MatMul lowered to kernels/gemm.cl (the gemm and matmul families); constant B packed at plan time."""
 
 from __future__ import annotations
 
@@ -7,6 +7,16 @@ import numpy as np
 from clmace.ir import Node
 from clmace.runtime.opencl.ops_conv import activation_args
 from clmace.runtime.opencl.plan import Launch, NotLowerable, Plan
+from clmace.runtime.opencl.variants import (
+    AUTO,
+    Bound,
+    TuneSpec,
+    Variant,
+    options_text,
+    pick_tile,
+    record_key,
+    tiled_variants,
+)
 
 FILE = "gemm.cl"
 
@@ -28,16 +38,41 @@ def _floats(p: Plan, node: Node) -> None:
 
 def _packed(node: Node, p: Plan, a: str, a_strides: tuple[int, int], m: int, k: int, b: np.ndarray,
             bias: np.ndarray, c: str, c_strides: tuple[int, int], beta: float) -> list[Launch]:
-    """Launch gemm_packed: Y[M,N] = act(A @ b + bias + beta * C)."""
+    """Y[M,N] = act(A @ b + bias + beta * C) with a constant b: the gemm family's variants."""
     n = b.shape[1]
     act, p0, p1 = activation_args(node.attrs.get("activation"), node.attrs.get("activation_params", ()))
-    kern = p.kernel(FILE, "gemm_packed", {**p.float_defines(a), "ACT": act})
-    padded_bias = np.zeros(-(-n // 16) * 16, np.float32)
-    padded_bias[:n] = np.broadcast_to(bias.astype(np.float32).reshape(-1), (n,))
-    args = [p.buf(a), p.upload(_pack_b(b.astype(np.float32)), like=a), p.upload(padded_bias, like=a),
-            p.buf(c) if c else p.buf(a), p.buf(node.outputs[0]), m, n, k, a_strides[0], a_strides[1],
-            1 if c else 0, c_strides[0], c_strides[1], float(beta), p0, p1]
-    return p.launch(node, kern, args, (-(-n // 16), -(-m // 4)))
+    base = {**p.float_defines(a), "ACT": act}
+    b32 = b.astype(np.float32)
+    bias32 = np.broadcast_to(bias.astype(np.float32).reshape(-1), (n,))
+    variants = [Variant(f"r{gm}", FILE, "gemm_packed", (("GM", gm),) if gm != 4 else ()) for gm in (4, 1)]
+    variants += [Variant(f"col{gm}", FILE, "gemm_col", (("GM", gm),), gpu=True) for gm in (1, 4)]
+    variants += tiled_variants(FILE, "gemm_tiled")
+    variants += [Variant(f"ksplit{ks}", FILE, "gemm_ksplit", (("KS", ks),), (256 // ks, ks, 1), True) for ks in (8, 16)]
+    tail = [m, n, k, a_strides[0], a_strides[1], 1 if c else 0, c_strides[0], c_strides[1], float(beta), p0, p1]
+
+    def build(v: Variant) -> Bound:
+        d = dict(v.defines)
+        kern = p.kernel(FILE, v.kernel, v.options(base))
+        cbuf = p.buf(c) if c else p.buf(a)
+        if v.kernel in ("gemm_tiled", "gemm_ksplit"):
+            args = [p.buf(a), p.upload(b32, like=a), p.upload(np.ascontiguousarray(bias32), like=a), cbuf,
+                    p.buf(node.outputs[0]), *tail]
+            if v.kernel == "gemm_ksplit":
+                return Bound(kern, args, (-(-n // (256 // d["KS"])) * (256 // d["KS"]), d["KS"], m))
+            return Bound(kern, args, (-(-n // (16 * d["WN"])) * 16, -(-m // (16 * d["WM"])) * 16))
+        padded_bias = np.zeros(-(-n // 16) * 16, np.float32)
+        padded_bias[:n] = bias32
+        args = [p.buf(a), p.upload(_pack_b(b32), like=a), p.upload(padded_bias, like=a), cbuf,
+                p.buf(node.outputs[0]), *tail]
+        gm = d.get("GM", 4)
+        return Bound(kern, args, (-(-n // 16) if v.kernel == "gemm_packed" else n, -(-m // gm)))
+
+    shape = f"m={m} n={n} k={k} sa={a_strides[0]}x{a_strides[1]} c={1 if c else 0}:{c_strides[0]}x{c_strides[1]}"
+    key = record_key("gemm", [FILE], options_text(base), shape, p.stored(a).name)
+    # GPUs: few rows are a GEMV (split K across a work-group), more rows a tiled GEMM.
+    gpu = variants[-1] if m <= 8 else pick_tile(variants, m, n, 1, int(p.device.max_compute_units))
+    spec = TuneSpec("gemm", key, shape, variants, build, gpu if p.is_gpu else variants[0])
+    return p.tunable(node, spec)
 
 
 def lower_gemm(node: Node, p: Plan) -> list[Launch]:
@@ -96,11 +131,22 @@ def lower_matmul(node: Node, p: Plan) -> list[Launch]:
     out_batch = tuple(np.broadcast_shapes(a_batch, b_batch))
     offs = _batch_offsets(a_batch, b_batch, out_batch, m * k, k * n)
     act, p0, p1 = activation_args(node.attrs.get("activation"), node.attrs.get("activation_params", ()))
-    kern = p.kernel(FILE, "matmul", {**p.float_defines(a), "ACT": act})
-    args = [p.buf(a), p.buf(bname), p.buf(y), p.ints(offs), m, n, k, k, 1, n, 1, p0, p1]
+    base = {**p.float_defines(a), "ACT": act}
     batches = int(np.prod(out_batch, dtype=np.int64))
-    return p.launch(node, kern, args, (-(-n // 4), -(-m // 4), batches),
-                    (1, 1, 1) if not p.is_gpu else (16, 4, 1))
+    variants = [Variant(f"{mr}x{nr}", FILE, "matmul", (("MR", mr), ("NR", nr)) if (mr, nr) != (4, 4) else ())
+                for mr, nr in ((4, 4), (2, 2), (1, 4), (1, 1))]
+
+    def build(v: Variant) -> Bound:
+        d = dict(v.defines)
+        mr, nr = d.get("MR", 4), d.get("NR", 4)
+        kern = p.kernel(FILE, "matmul", v.options(base))
+        args = [p.buf(a), p.buf(bname), p.buf(y), p.ints(offs), m, n, k, k, 1, n, 1, batches, p0, p1]
+        return Bound(kern, args, (-(-n // nr), -(-m // mr), batches))
+
+    shape = f"a={'x'.join(map(str, ashape))} b={'x'.join(map(str, bshape))}"
+    key = record_key("matmul", [FILE], options_text(base), shape, p.stored(a).name)
+    spec = TuneSpec("matmul", key, shape, variants, build, variants[0], (16, 4, 1) if p.is_gpu else AUTO)
+    return p.tunable(node, spec)
 
 
 LOWER = {"Gemm": lower_gemm, "MatMul": lower_matmul}

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from clmace.ir import Graph, Node
+from clmace.runtime.opencl import variants as tv
 from clmace.runtime.opencl.fusion import fuse_for_opencl
 from clmace.runtime.opencl.memory import SLACK, Block, align, live_peak, plan_slots
 from clmace.runtime.opencl.programs import ProgramBuilder
+from clmace.runtime.opencl.variants import AUTO, Bound, LwsChoice, TuneSpec, Variant, heuristic_lws, record_key
 
 log = logging.getLogger("clmace.opencl")
 
@@ -33,6 +36,9 @@ class Launch:
     kernel: Any
     gws: tuple[int, ...]
     lws: tuple[int, ...] | None
+    spec: TuneSpec | None = None  # what the tuner may change about this launch
+    variant: str = ""
+    tuned: bool = False  # variant and local size came from a tuned record
 
     def enqueue(self, queue: Any) -> Any:
         """Enqueue the launch; return its event."""
@@ -63,6 +69,10 @@ def _arg(value: Any) -> Any:
     return value
 
 
+def _divides(lws: Sequence[int] | None, gws: Sequence[int]) -> bool:
+    return lws is None or (len(lws) == len(gws) and all(g % max(1, x) == 0 for g, x in zip(gws, lws)))
+
+
 def _is_view(node: Node) -> bool:
     if node.op_type not in VIEW_OPS or node.domain not in ("", "ai.onnx"):
         return False
@@ -86,10 +96,15 @@ class Plan:
     """Builds storage, views, launches and host steps for one graph with static shapes."""
 
     def __init__(self, graph: Graph, context: Any, queue: Any, device: Any, builder: ProgramBuilder,
-                 lowerings: dict[str, Lowering], half: bool) -> None:
+                 lowerings: dict[str, Lowering], half: bool, tuned: bool = True,
+                 variants: dict[str, str] | None = None) -> None:
         self.graph, self.context, self.queue, self.device = graph, context, queue, device
         self.builder, self.half = builder, half
         self.is_gpu = bool(device.type & 4)  # CL_DEVICE_TYPE_GPU
+        self.use_records = tuned and hasattr(builder.store, "get_tuned")  # any store with build() may be given
+        self.forced = dict(variants or {})  # family -> variant name, for tests and experiments
+        self.records_used = 0
+        self._kernel_keys: dict[int, tuple[str, tuple[str, ...]]] = {}
         self.nodes, self.fused = fuse_for_opencl(graph)
         self.consts: dict[str, np.ndarray] = dict(graph.initializers)
         self.alias: dict[str, str] = {}
@@ -228,22 +243,106 @@ class Plan:
     # --- launches ------------------------------------------------------------------------------
     def kernel(self, file: str, name: str, defines: dict[str, Any] | None = None) -> Any:
         """A kernel object from the (deduplicated) program for file + defines."""
-        self.program_keys.add(self.builder.key(file, defines or {}))
-        return self.builder.kernel(file, name, defines or {})
+        key = self.builder.key(file, defines or {})
+        self.program_keys.add(key)
+        kernel = self.builder.kernel(file, name, defines or {})
+        self._kernel_keys[id(kernel)] = key
+        return kernel
 
     def launch(self, node: Node, kernel: Any, args: Sequence[Any], gws: Sequence[int],
                lws: Sequence[int] | None = None) -> list[Launch]:
         """Bind args once and return the launch (none when the range is empty); gws rounds up to lws."""
-        import pyopencl as cl
-
         if any(g <= 0 for g in gws):
             return []
         kernel.set_args(*[_arg(a) for a in args])
         if lws is None:
             lws = self.default_lws(len(gws))
         gws = tuple(-(-int(g) // int(lw)) * int(lw) for g, lw in zip(gws, lws))
-        del cl
-        return [Launch(node.name, kernel, gws, tuple(int(x) for x in lws))]
+        lws = tuple(int(x) for x in lws)
+        # Any other local size must divide this range: these kernels check only the bounds they need.
+        file, options = self._kernel_keys.get(id(kernel), ("?", ()))
+        name = kernel.function_name
+        only = Variant("default", file, name)
+        gws_text = "x".join(map(str, gws))
+        key = record_key(f"lws:{name}", [file], " ".join(options), f"gws={gws_text}", self._out_dtype(node))
+        spec = TuneSpec(f"lws:{name}", key, f"gws={gws_text}", [only], lambda v: Bound(kernel, [], gws), only,
+                        lws, exact=True)
+        chosen = self._record(spec)
+        if chosen is not None and chosen[1] != AUTO and _divides(chosen[1], gws):
+            self.records_used += 1
+            return [Launch(node.name, kernel, gws, chosen[1], spec, "default", True)]
+        return [Launch(node.name, kernel, gws, lws, spec, "default")]
+
+    def _out_dtype(self, node: Node) -> str:
+        outs = [o for o in node.outputs if o]
+        return self.stored(outs[0]).name if outs else "none"
+
+    # --- tunable launches ----------------------------------------------------------------------
+    def tunable(self, node: Node, spec: TuneSpec) -> list[Launch]:
+        """The launch of a tunable op: a forced variant, else its tuned record, else the device default."""
+        forced = spec.variant(self.forced.get(spec.family, ""))
+        if forced is not None:
+            return self.bind(node, spec, forced, AUTO)
+        chosen = self._record(spec)
+        if chosen is not None:
+            launches = self.bind(node, spec, *chosen, check=True)
+            if launches:
+                launches[0].tuned = True
+                self.records_used += 1
+                return launches
+        return self.bind(node, spec, spec.default, spec.default_lws)
+
+    def bind(self, node: Node, spec: TuneSpec, variant: Variant, lws: LwsChoice | str = AUTO,
+             check: bool = False) -> list[Launch]:
+        """Build one variant of a tunable op with a local size (AUTO: the device type's heuristic); with
+        check, a local size that does not fit the kernel on this device falls back to the heuristic."""
+        bound = self.prepare(spec, variant)
+        if any(g <= 0 for g in bound.gws):
+            return []
+        if check and isinstance(lws, tuple) and (len(lws) != len(bound.gws) or not self.fits(lws, bound.kernel)):
+            log.info("tuned local size %s does not fit %s here; using the default", lws, variant.kernel)
+            lws = AUTO
+        if lws == AUTO:
+            lws = heuristic_lws(variant, bound.gws, self.is_gpu)
+        return [self.make_launch(node.name, spec, variant, bound, lws)]  # type: ignore[arg-type]
+
+    def prepare(self, spec: TuneSpec, variant: Variant) -> Bound:
+        """Build one variant's kernel (weights packed and uploaded for it) and bind its arguments."""
+        bound = spec.build(variant)
+        if bound.args and all(g > 0 for g in bound.gws):
+            bound.kernel.set_args(*[_arg(a) for a in bound.args])
+        return bound
+
+    @staticmethod
+    def make_launch(node: str, spec: TuneSpec, variant: Variant, bound: Bound, lws: LwsChoice) -> Launch:
+        """A launch of a prepared variant with a concrete local size (the range rounded up to it)."""
+        gws = bound.gws if lws is None else tuple(-(-g // lw) * lw for g, lw in zip(bound.gws, lws))
+        return Launch(node, bound.kernel, tuple(gws), lws, spec, variant.name)
+
+    def _record(self, spec: TuneSpec) -> tuple[Variant, LwsChoice | str] | None:
+        """(variant, lws) from this device's tuned record for spec, when one exists and still fits."""
+        return tv.recorded_choice(self.builder.store, self.device, spec) if self.use_records else None
+
+    def fits(self, lws: Sequence[int], kernel: Any = None) -> bool:
+        """True when a local size fits the device (and the kernel, when given)."""
+        return tv.fits(self.device, lws, kernel)
+
+    @contextlib.contextmanager
+    def scratch(self, builder: ProgramBuilder | None = None) -> Iterator[None]:
+        """Uploads made inside are released afterwards (the tuner's trial variants), programs built through
+        `builder` when given (one without a program store keeps trial programs out of the file)."""
+        subs, parents, weights, uploads = len(self._subs), len(self._parents), self.weight_bytes, self.upload_bytes
+        programs, consts, own = set(self.program_keys), set(self._const_bufs), self.builder
+        self.builder = builder or own
+        try:
+            yield
+        finally:
+            self.builder = own
+            for name in set(self._const_bufs) - consts:
+                del self._const_bufs[name]
+            _release(self._subs[subs:], self._parents[parents:])
+            del self._subs[subs:], self._parents[parents:]
+            self.weight_bytes, self.upload_bytes, self.program_keys = weights, uploads, programs
 
     def default_lws(self, dims: int) -> tuple[int, ...]:
         """One work-item per group on CPUs (PoCL loops work-groups across cores); wide groups on GPUs."""
@@ -276,6 +375,10 @@ class Plan:
             while into in self.fused:
                 into = self.fused[into]
             self.devices[name] = self.devices.get(into, "opencl")
+
+    def tuned_launches(self) -> list[Launch]:
+        """Launches whose variant and local size came from tuned records."""
+        return [s for s in self.steps if isinstance(s, Launch) and s.tuned]
 
     def raw_weight_bytes(self) -> int:
         """Bytes of the distinct constants that device nodes read, in storage format."""

@@ -44,6 +44,12 @@ def shared_builder(context: Any, device: Any, program_store: Any = None) -> Prog
     return _BUILDERS[key]
 
 
+def drop_builders(context: Any) -> None:
+    """Forget the builders of a context that is being abandoned."""
+    for key in [k for k in _BUILDERS if k[0] == int(context.int_ptr)]:
+        del _BUILDERS[key]
+
+
 class ProgramBuilder:
     """Builds each distinct (kernel file, options) program once, through the program store when given."""
 
@@ -79,6 +85,14 @@ class ProgramBuilder:
         import pyopencl as cl
 
         return cl.Kernel(self.program(file, defines), name)
+
+    def child(self) -> ProgramBuilder:
+        """A builder without a program store that starts with this one's programs (the tuner's trial
+        variants are built through it, so only the variants a plan uses reach the compiled-program file)."""
+        child = ProgramBuilder(self.context, self.device, None)
+        with self._lock:
+            child._programs.update(self._programs)
+        return child
 
     @property
     def count(self) -> int:

@@ -6,7 +6,7 @@ import logging
 import threading
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,11 @@ LOWERINGS = {**ops_eltwise.LOWER, **ops_data.LOWER, **ops_reduce.LOWER, **ops_ge
 OPTIONS = {
     # Half storage through vload_half/vstore_half (core OpenCL) on devices without cl_khr_fp16.
     "fp16_without_extension": False,
+    # Use the tuned records of the program store (variants and local sizes); False: device defaults only.
+    "tuned": True,
+    # {family: variant name} forced for every launch of that family (tests, experiments), e.g.
+    # {"conv1x1": "tiled_32x32"}; families: conv1x1, conv_dw, conv_general, gemm, matmul.
+    "variants": None,
 }
 
 
@@ -72,7 +77,7 @@ class OpenCLRuntime:
         self.context, self.queue = shared_context(self._device)
         self.builder = shared_builder(self.context, self._device, program_store)
         self.plan = Plan(graph, self.context, self.queue, self._device, self.builder, LOWERINGS,
-                         half=precision == "fp16")
+                         half=precision == "fp16", tuned=opts["tuned"], variants=opts["variants"])
         self._check_host_nodes(strict)
         self._steps = [(s.kernel, s.gws, s.lws) if isinstance(s, Launch) else s for s in self.plan.steps]
         self._names = [s.node.name if isinstance(s, HostStep) else s.node for s in self.plan.steps]
@@ -139,6 +144,24 @@ class OpenCLRuntime:
         self._events = events
         del keep
         return {name: self._to_graph_dtype(name, results[name]) for name in wanted}
+
+    def replay(self, feeds: Mapping[str, np.ndarray], on_launch: Callable[[int, Launch], None]) -> None:
+        """Copy feeds in and run the plan step by step, handing every launch to on_launch, which must leave
+        the launch's outputs computed (the tuner times its candidates there, on the real inputs)."""
+        import pyopencl as cl
+
+        with self._lock:
+            plan = self.plan
+            for v in self.graph.inputs:
+                if v.name not in plan.consts:
+                    host = np.ascontiguousarray(feeds[v.name], dtype=plan.stored(v.name))
+                    cl.enqueue_copy(self.queue, plan.buf(v.name), host, is_blocking=True)
+            for i, step in enumerate(plan.steps):
+                if isinstance(step, HostStep):
+                    self._run_host(step)
+                else:
+                    on_launch(i, step)
+            self.queue.finish()
 
     def _early_reads(self, wanted: list[str]) -> dict[int, list[str]]:
         """Intermediate values asked for: read right after the step that writes their storage."""

@@ -1,6 +1,18 @@
 // Matrix products. gemm_packed: B is a constant packed at plan time as [ceil(N/16)][K][16] (alpha folded
-// in); each work-item computes 4 rows x 16 columns. matmul: both operands at run time, any strides,
-// per-batch offsets from a table (broadcast batch dimensions), 4 x 4 outputs per work-item.
+// in); each work-item computes GM rows x 16 columns. gemm_col: the same packing, one column x GM rows per
+// work-item (GPU-shaped: consecutive work-items read consecutive columns). gemm_tiled (defined when WM is):
+// __local-memory tiles, B packed as [Kp][Np]. matmul: both operands at run time, any strides, per-batch
+// offsets from a table (broadcast batch dimensions), MR x NR outputs per work-item.
+
+#ifndef GM
+#define GM 4
+#endif
+#ifndef MR
+#define MR 4
+#endif
+#ifndef NR
+#define NR 4
+#endif
 
 // Y[m][n] = act(sum_k A[m*sam + k*sak] * Bp[n][k] + bias[n] + beta * C[m*csm + n*csn]).
 __kernel void gemm_packed(__global const T* restrict a, __global const T* restrict bp,
@@ -9,29 +21,27 @@ __kernel void gemm_packed(__global const T* restrict a, __global const T* restri
                           int has_c, int csm, int csn, float beta, float p0, float p1)
 {
   const int nb = get_global_id(0);
-  const int m0 = get_global_id(1) * 4;
+  const int m0 = get_global_id(1) * GM;
   if (nb * 16 >= N || m0 >= M) return;
   const __global T* bcol = bp + (size_t)nb * K * 16;
   const float16 b0 = LD16(bias, nb * 16);
-  float16 acc0 = b0, acc1 = b0, acc2 = b0, acc3 = b0;
-  const int r1 = min(m0 + 1, M - 1), r2 = min(m0 + 2, M - 1), r3 = min(m0 + 3, M - 1);
-  const __global T* a0 = a + (size_t)m0 * sam;
-  const __global T* a1 = a + (size_t)r1 * sam;
-  const __global T* a2 = a + (size_t)r2 * sam;
-  const __global T* a3 = a + (size_t)r3 * sam;
+  float16 acc[GM];
+  const __global T* ar[GM];
+#pragma unroll
+  for (int i = 0; i < GM; i++) {
+    acc[i] = b0;
+    ar[i] = a + (size_t)min(m0 + i, M - 1) * sam;
+  }
   for (int k = 0; k < K; k++) {
     const float16 bv = LD16(bcol, k * 16);
     const size_t ak = (size_t)k * sak;
-    acc0 = fma((float16)(LD(a0, ak)), bv, acc0);
-    acc1 = fma((float16)(LD(a1, ak)), bv, acc1);
-    acc2 = fma((float16)(LD(a2, ak)), bv, acc2);
-    acc3 = fma((float16)(LD(a3, ak)), bv, acc3);
+#pragma unroll
+    for (int i = 0; i < GM; i++) acc[i] = fma((float16)(LD(ar[i], ak)), bv, acc[i]);
   }
-  float16 accs[4] = {acc0, acc1, acc2, acc3};
-  for (int i = 0; i < 4 && m0 + i < M; i++) {
+  for (int i = 0; i < GM && m0 + i < M; i++) {
     const int m = m0 + i;
     float t[16];
-    vstore16(accs[i], 0, t);
+    vstore16(acc[i], 0, t);
     if (has_c) {
       for (int l = 0; l < 16 && nb * 16 + l < N; l++) t[l] += beta * LD(c, (size_t)m * csm + (size_t)(nb * 16 + l) * csn);
     }
@@ -47,31 +57,162 @@ __kernel void gemm_packed(__global const T* restrict a, __global const T* restri
 // Batched Y[b][m][n] = act(sum_k A[aoff[b] + m*sam + k*sak] * B[boff[b] + k*sbk + n*sbn]).
 __kernel void matmul(__global const T* restrict a, __global const T* restrict b,
                      __global T* restrict y, __global const int* restrict offs, int M, int N, int K,
-                     int sam, int sak, int sbk, int sbn, float p0, float p1)
+                     int sam, int sak, int sbk, int sbn, int nbatch, float p0, float p1)
 {
-  const int n0 = get_global_id(0) * 4;
-  const int m0 = get_global_id(1) * 4;
+  const int n0 = get_global_id(0) * NR;
+  const int m0 = get_global_id(1) * MR;
   const int bi = get_global_id(2);
-  if (n0 >= N || m0 >= M) return;
+  if (n0 >= N || m0 >= M || bi >= nbatch) return;
   const __global T* ab = a + offs[2 * bi];
   const __global T* bb = b + offs[2 * bi + 1];
-  int rows[4], cols[4];
-  for (int i = 0; i < 4; i++) {
-    rows[i] = min(m0 + i, M - 1);
-    cols[i] = min(n0 + i, N - 1);
-  }
-  float acc[4][4] = {{0.0f}};
+  int rows[MR], cols[NR];
+  for (int i = 0; i < MR; i++) rows[i] = min(m0 + i, M - 1);
+  for (int j = 0; j < NR; j++) cols[j] = min(n0 + j, N - 1);
+  float acc[MR][NR];
+  for (int i = 0; i < MR; i++)
+    for (int j = 0; j < NR; j++) acc[i][j] = 0.0f;
   for (int k = 0; k < K; k++) {
-    float av[4], bv[4];
-    for (int i = 0; i < 4; i++) {
-      av[i] = LD(ab, (size_t)rows[i] * sam + (size_t)k * sak);
-      bv[i] = LD(bb, (size_t)k * sbk + (size_t)cols[i] * sbn);
-    }
-    for (int i = 0; i < 4; i++)
-      for (int j = 0; j < 4; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+    float av[MR], bv[NR];
+    for (int i = 0; i < MR; i++) av[i] = LD(ab, (size_t)rows[i] * sam + (size_t)k * sak);
+    for (int j = 0; j < NR; j++) bv[j] = LD(bb, (size_t)k * sbk + (size_t)cols[j] * sbn);
+    for (int i = 0; i < MR; i++)
+      for (int j = 0; j < NR; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
   }
   __global T* yb = y + (size_t)bi * M * N;
-  for (int i = 0; i < 4 && m0 + i < M; i++)
-    for (int j = 0; j < 4 && n0 + j < N; j++)
+  for (int i = 0; i < MR && m0 + i < M; i++)
+    for (int j = 0; j < NR && n0 + j < N; j++)
       ST(yb, (size_t)(m0 + i) * N + n0 + j, ACTIVATE(acc[i][j], p0, p1));
 }
+
+// One column n x GM rows per work-item, B packed as gemm_packed's; range (N, ceil(M/GM)).
+__kernel void gemm_col(__global const T* restrict a, __global const T* restrict bp,
+                       __global const T* restrict bias, __global const T* restrict c,
+                       __global T* restrict y, int M, int N, int K, int sam, int sak,
+                       int has_c, int csm, int csn, float beta, float p0, float p1)
+{
+  const int n = get_global_id(0);
+  const int m0 = get_global_id(1) * GM;
+  if (n >= N || m0 >= M) return;
+  const __global T* bcol = bp + (size_t)(n / 16) * K * 16 + n % 16;
+  const float b0 = LD(bias, n);
+  float acc[GM];
+  const __global T* ar[GM];
+#pragma unroll
+  for (int i = 0; i < GM; i++) {
+    acc[i] = b0;
+    ar[i] = a + (size_t)min(m0 + i, M - 1) * sam;
+  }
+  for (int k = 0; k < K; k++) {
+    const float bv = LD(bcol, k * 16);
+    const size_t ak = (size_t)k * sak;
+#pragma unroll
+    for (int i = 0; i < GM; i++) acc[i] = fma(LD(ar[i], ak), bv, acc[i]);
+  }
+#pragma unroll
+  for (int i = 0; i < GM; i++) {
+    const int m = m0 + i;
+    if (m >= M) break;
+    float v = acc[i];
+    if (has_c) v += beta * LD(c, (size_t)m * csm + (size_t)n * csn);
+    ST(y, (size_t)m * N + n, ACTIVATE(v, p0, p1));
+  }
+}
+
+#ifdef WM
+// Y[m][n] as gemm_packed, through __local tiles: a 16x16 work-group computes TM x TN outputs (TM = 16*WM
+// rows, TN = 16*WN columns), work-item (tx, ty) rows ty + 16*i and columns tx + 16*j (coalesced stores).
+// b: [K][N] (the constant B as is), bias: [N]. Range (ceil(N/TN)*16, ceil(M/TM)*16).
+#define TK 16
+#define TM (16 * WM)
+#define TN (16 * WN)
+__kernel __attribute__((reqd_work_group_size(16, 16, 1)))
+void gemm_tiled(__global const T* restrict a, __global const T* restrict b, __global const T* restrict bias,
+                __global const T* restrict c, __global T* restrict y, int M, int N, int K, int sam,
+                int sak, int has_c, int csm, int csn, float beta, float p0, float p1)
+{
+  __local float ls[TK][TM + 1];  // +1: the column-wise stores below hit distinct banks
+  __local float rs[TK][TN];
+  const int tx = get_local_id(0), ty = get_local_id(1);
+  const int lid = ty * 16 + tx;
+  const int n0 = get_group_id(0) * TN;
+  const int m0 = get_group_id(1) * TM;
+  float acc[WM][WN];
+#pragma unroll
+  for (int i = 0; i < WM; i++)
+#pragma unroll
+    for (int j = 0; j < WN; j++) acc[i][j] = 0.0f;
+  for (int k0 = 0; k0 < K; k0 += TK) {
+#pragma unroll
+    for (int i = 0; i < WM; i++) {
+      // Consecutive work-items read consecutive k of one row of A (coalesced when sak == 1).
+      const int e = lid + 256 * i;
+      const int mm = e / TK, kk = e % TK;
+      const int m = m0 + mm, k = k0 + kk;
+      ls[kk][mm] = (m < M && k < K) ? LD(a, (size_t)m * sam + (size_t)k * sak) : 0.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < WN; j++) {
+      const int e = lid + 256 * j;
+      const int k = k0 + e / TN, n = n0 + e % TN;
+      rs[e / TN][e % TN] = (k < K && n < N) ? LD(b, (size_t)k * N + n) : 0.0f;
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+#pragma unroll
+    for (int kk = 0; kk < TK; kk++) {
+      float av[WM], bv[WN];
+#pragma unroll
+      for (int i = 0; i < WM; i++) av[i] = ls[kk][ty + 16 * i];
+#pragma unroll
+      for (int j = 0; j < WN; j++) bv[j] = rs[kk][tx + 16 * j];
+#pragma unroll
+      for (int i = 0; i < WM; i++)
+#pragma unroll
+        for (int j = 0; j < WN; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);
+  }
+#pragma unroll
+  for (int i = 0; i < WM; i++) {
+    const int m = m0 + ty + 16 * i;
+    if (m >= M) continue;
+#pragma unroll
+    for (int j = 0; j < WN; j++) {
+      const int n = n0 + tx + 16 * j;
+      if (n >= N) continue;
+      float v = acc[i][j] + LD(bias, n);
+      if (has_c) v += beta * LD(c, (size_t)m * csm + (size_t)n * csn);
+      ST(y, (size_t)m * N + n, ACTIVATE(v, p0, p1));
+    }
+  }
+}
+#endif
+
+#ifdef KS
+// Y[m][n] for few rows (a GEMV): a work-group of TNC x KS work-items owns TNC columns of one row; each
+// work-item sums every KS-th k of its column (loads of B coalesce along the columns), then the KS partial
+// sums meet in __local memory. b: [K][N] (the constant B as is), bias: [N]. Range (ceil(N/TNC)*TNC, KS, M).
+#define TNC (256 / KS)
+__kernel __attribute__((reqd_work_group_size(TNC, KS, 1)))
+void gemm_ksplit(__global const T* restrict a, __global const T* restrict b, __global const T* restrict bias,
+                 __global const T* restrict c, __global T* restrict y, int M, int N, int K, int sam, int sak,
+                 int has_c, int csm, int csn, float beta, float p0, float p1)
+{
+  __local float part[KS][TNC];
+  const int tx = get_local_id(0), ty = get_local_id(1);
+  const int n = get_global_id(0), m = get_global_id(2);
+  const bool live = n < N && m < M;  // no early return: every work-item reaches the barrier
+  float acc = 0.0f;
+  if (live) {
+    for (int k = ty; k < K; k += KS) acc = fma(LD(a, (size_t)m * sam + (size_t)k * sak), LD(b, (size_t)k * N + n), acc);
+  }
+  part[ty][tx] = acc;
+  barrier(CLK_LOCAL_MEM_FENCE);
+  if (ty == 0 && live) {
+    float v = 0.0f;
+    for (int s = 0; s < KS; s++) v += part[s][tx];
+    v += LD(bias, n);
+    if (has_c) v += beta * LD(c, (size_t)m * csm + (size_t)n * csn);
+    ST(y, (size_t)m * N + n, ACTIVATE(v, p0, p1));
+  }
+}
+#endif
