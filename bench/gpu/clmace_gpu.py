@@ -58,7 +58,12 @@ def main() -> None:
     args = parser.parse_args()
     results = {}
     for path in args.models:
-        r = measure(path, args.runs, args.precision)
+        try:
+            r = measure(path, args.runs, args.precision)
+        except Exception as exc:  # one model's failure must not hide the others' numbers
+            print(Path(path).stem, "FAILED:", type(exc).__name__, exc, flush=True)
+            results[Path(path).stem] = {"error": f"{type(exc).__name__}: {exc}"}
+            continue
         results[Path(path).stem] = r
         print(Path(path).stem, {k: v for k, v in r.items() if k != "profile"}, flush=True)
         print(r["profile"], flush=True)

@@ -18,6 +18,8 @@ for step in $STEPS; do
                --runs 200 --out "$OUT/clmace_gpu.json" ;;
     startup) python3 -m bench.bench_startup --models mobilenet_v2 resnet50 --model-dir "$MODELS" --device gpu \
                --repeat 3 --json "$OUT/startup.json" ;;
+    tuning) python3 bench/bench_tuning.py --models "$MODELS"/mobilenet_v2.onnx "$MODELS"/resnet50.onnx --device gpu \
+               --budget 60 --runs 100 --model-dir /tmp/tune --json "$OUT/tune.json" ;;
     tests) CLMACE_DEVICE=gpu timeout 240 python3 -m pytest -q -x tests/opencl tests/test_compiled_program.py 2>&1 | tail -15 ;;
     *) eval "$step" ;;
   esac
