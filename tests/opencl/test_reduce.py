@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import helper
 
+import clmace
 from tests.opencl.conftest import compare, make_model
 
 SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
@@ -78,3 +79,20 @@ def test_batch_norm() -> None:
     inits = [(n, rng.uniform(0.5, 1.5, 4).astype(np.float32)) for n in ("g", "b", "m", "v")]
     node = helper.make_node("BatchNormalization", ["x", "g", "b", "m", "v"], ["y"], epsilon=1e-3)
     compare(make_model([node], [("x", [2, 4, 3, 5])], ["y"], inits))
+
+
+@pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
+def test_global_pool_workgroup_kernel(op, monkeypatch):
+    """The GPU path (a work-group per plane, local reduction) is exact on PoCL too, batch > 1, odd sizes."""
+    from clmace.runtime.opencl.plan import Plan
+
+    monkeypatch.setattr(Plan, "is_gpu", property(lambda self: True, lambda self, value: None), raising=False)
+    graph = helper.make_graph([helper.make_node(op, ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", 1, [3, 5, 37, 41])],
+                              [helper.make_tensor_value_info("y", 1, [3, 5, 1, 1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    x = np.random.default_rng(0).standard_normal((3, 5, 37, 41)).astype(np.float32)
+    sess = clmace.InferenceSession(model, device="opencl", compiled_program=False)
+    assert "global_pool_wg" in sess.runtime.profile_run({"x": x})
+    np.testing.assert_allclose(sess.run(None, {"x": x})[0], clmace.InferenceSession(model).run(None, {"x": x})[0],
+                               rtol=1e-5, atol=1e-6)

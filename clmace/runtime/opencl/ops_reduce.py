@@ -52,6 +52,10 @@ def lower_pool(node: Node, p: Plan) -> list[Launch]:
     return p.launch(node, kern, args, (ow, oh, n * c), (1, 1, 1) if not p.is_gpu else (16, 4, 1))
 
 
+# Planes at least this large are pooled by a whole work-group on GPUs (smaller ones: one work-item each).
+GPU_WG_POOL_MIN = 256
+
+
 def lower_global_pool(node: Node, p: Plan) -> list[Launch]:
     """GlobalAveragePool / GlobalMaxPool: one work-item per (n, c) plane."""
     _floats(p, node)
@@ -59,6 +63,9 @@ def lower_global_pool(node: Node, p: Plan) -> list[Launch]:
     shape = p.shape(x)
     planes, size = shape[0] * shape[1], _size(shape[2:])
     kind = "POOL_MAX" if node.op_type == "GlobalMaxPool" else "POOL_AVG"
+    if p.is_gpu and size >= GPU_WG_POOL_MIN:  # big planes: a whole work-group per plane (local reduction)
+        kern = p.kernel("pool.cl", "global_pool_wg", {**p.float_defines(x), kind: None})
+        return p.launch(node, kern, [p.buf(x), p.buf(y), size, planes], (planes * 256,), (256,))
     kern = p.kernel("pool.cl", "global_pool", {**p.float_defines(x), kind: None})
     lws = (64,) if p.is_gpu else (8,)
     return p.launch(node, kern, [p.buf(x), p.buf(y), size, planes], (planes,), lws)

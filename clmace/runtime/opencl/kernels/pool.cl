@@ -58,3 +58,42 @@ __kernel void global_pool(__global const T* restrict x, __global T* restrict y, 
 #endif
   ST(y, i, acc);
 }
+
+/* GPU global pooling: a work-group of POOL_WG items reduces each (n, c) plane through local memory, so a
+   112x112 plane is read by 256 coalesced threads instead of one (the per-plane kernel above is 40% of
+   EfficientNet-B0 on an H200). Groups stride over planes, so any group count is correct. */
+#define POOL_WG 256
+__kernel __attribute__((reqd_work_group_size(POOL_WG, 1, 1)))
+void global_pool_wg(__global const T* restrict x, __global T* restrict y, int size, int planes)
+{
+  __local float part[POOL_WG];
+  const int l = get_local_id(0);
+  for (int i = get_group_id(0); i < planes; i += get_num_groups(0)) {
+    const __global T* p = x + (size_t)i * size;
+#ifdef POOL_MAX
+    float acc = -INFINITY;
+    for (int k = l; k < size; k += POOL_WG) acc = fmax(acc, LD(p, k));
+#else
+    float acc = 0.0f;
+    for (int k = l; k < size; k += POOL_WG) acc += LD(p, k);
+#endif
+    part[l] = acc;
+    barrier(CLK_LOCAL_MEM_FENCE);
+    for (int s = POOL_WG / 2; s > 0; s >>= 1) {
+#ifdef POOL_MAX
+      if (l < s) part[l] = fmax(part[l], part[l + s]);
+#else
+      if (l < s) part[l] += part[l + s];
+#endif
+      barrier(CLK_LOCAL_MEM_FENCE);
+    }
+    if (l == 0) {
+#ifdef POOL_MAX
+      ST(y, i, part[0]);
+#else
+      ST(y, i, part[0] / (float)size);
+#endif
+    }
+    barrier(CLK_LOCAL_MEM_FENCE);  /* part[] is reused by the next plane */
+  }
+}
