@@ -58,7 +58,9 @@ def main() -> None:
 
     results = {}
     for name in args.models:
-        path = Path(args.model_dir) / f"{name}.onnx"  # an exported file wins (torchvision's, on the GPU machine)
+        path = Path(args.model_dir) / f"{name}.clmace"  # a converted model (what a deployment ships) first,
+        if not path.exists():
+            path = Path(args.model_dir) / f"{name}.onnx"  # then an exported file (torchvision's, on the GPU)
         if not path.exists():
             path = getattr(zoo, name)(args.model_dir)
         with tempfile.TemporaryDirectory(prefix="clmace-startup-") as tmp:

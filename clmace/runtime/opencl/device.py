@@ -127,7 +127,18 @@ def fix_pocl_cpu(device: Any) -> bool:
     return True
 
 
+_DEVICES: list[Any] | None = None
+
+
 def _all_devices() -> list[Any]:
+    """Every device of every platform, enumerated once per process (it costs ~50 ms on PoCL)."""
+    global _DEVICES
+    if _DEVICES is None:
+        _DEVICES = _enumerate_devices()
+    return list(_DEVICES)
+
+
+def _enumerate_devices() -> list[Any]:
     import pyopencl as cl
 
     try:
