@@ -16,8 +16,11 @@ for step in $STEPS; do
     baseline) env -u PYTHONPATH python3 bench/gpu/torchvision_baseline.py --out "$MODELS" --runs 200 && cp "$MODELS/torch_baseline.json" "$OUT/" ;;
     latency) python3 bench/gpu/clmace_gpu.py --models "$MODELS"/{mobilenet_v2,efficientnet_b0,resnet50}.onnx \
                --runs 200 --out "$OUT/clmace_gpu.json" ;;
-    startup) python3 -m bench.bench_startup --models mobilenet_v2 resnet50 --model-dir "$MODELS" --device gpu \
-               --repeat 3 --json "$OUT/startup.json" ;;
+    startup) for m in mobilenet_v2 resnet50; do python3 -m clmace convert "$MODELS/$m.onnx" -o "$MODELS/$m.clmace"; done
+             python3 -m bench.bench_startup --models mobilenet_v2 resnet50 --model-dir "$MODELS" --device gpu \
+               --repeat 3 --json "$OUT/startup.json"
+             python3 -m bench.bench_startup --models mobilenet_v2 resnet50 --model-dir "$MODELS" --device gpu \
+               --repeat 3 --driver-cache --json "$OUT/startup_driver_cache.json" ;;
     tuning) python3 bench/bench_tuning.py --models "$MODELS"/mobilenet_v2.onnx "$MODELS"/resnet50.onnx --device gpu \
                --budget 60 --runs 100 --model-dir /tmp/tune --json "$OUT/tune.json" ;;
     tests) CLMACE_DEVICE=gpu timeout 240 python3 -m pytest -q -x tests/opencl tests/test_compiled_program.py 2>&1 | tail -15 ;;
