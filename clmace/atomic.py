@@ -1,4 +1,4 @@
-"""Atomic file writes: temp file in the same directory, fsync, rename."""
+"""Atomic file writes: temp file in the same directory, fsync, rename, fsync of the directory."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ import os
 import tempfile
 
 
-def atomic_write_bytes(path: str, data: bytes) -> None:
+def atomic_write_bytes(path: str, data: bytes, prefix: str = ".tmp-", suffix: str = "") -> None:
     """Write data to path so that readers see the old file or the new one, never a partial one."""
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=directory)
+    fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -23,3 +23,12 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
         except OSError:
             pass
         raise
+    try:
+        # Make the rename itself durable; not every filesystem lets a directory be opened for this.
+        dfd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+    except OSError:
+        pass

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
 import filelock
 
+from clmace.atomic import atomic_write_bytes
 from clmace.errors import ProgramFileError
 from clmace.store.format import FLAG_SIGNED, MAGIC, ProgramFile, Section, dumps, loads
 
@@ -123,29 +123,8 @@ def _remove_stale_temps(path: str) -> None:
 
 
 def _write_atomic(path: str, data: bytes) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".clmace", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:
-        # Make the rename itself durable; not every filesystem lets a directory be opened for this.
-        dfd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    # The temp name carries the target's name, so _remove_stale_temps can find what a killed writer left.
+    atomic_write_bytes(path, data, prefix=_temp_prefix(path), suffix=".clmace")
 
 
 def write_file(path: str, pf: ProgramFile, removed: Mapping[str, set[str]] | None = None,
