@@ -38,15 +38,20 @@ def measure(model: str, device: str, repeat: int, workdir: Path, driver_cache: b
     def env(i: int) -> dict:
         return {"CUDA_CACHE_PATH": str(workdir / f"cuda{i}")} if driver_cache else {"CUDA_CACHE_DISABLE": "1"}
 
+    def dirs(cache: Path) -> dict:
+        # POCL_CACHE_DIR is set explicitly: a parent that ran clmace exports the one it manages, and a child
+        # inheriting that warm cache would not start cold.
+        return {"CLMACE_CACHE_DIR": str(cache), "POCL_CACHE_DIR": str(cache / "pocl")}
+
     for i in range(repeat):
         cache = workdir / f"cold{i}"
-        cold.append(fresh_process(model, device, dict(env(i), CLMACE_CACHE_DIR=str(cache))))
+        cold.append(fresh_process(model, device, dict(env(i), **dirs(cache))))
         shutil.copy(cache / PROGRAM_FILE_NAME, baked)
     for i in range(repeat):
         cache = workdir / f"warm{i}"
         cache.mkdir()
         shutil.copy(baked, cache / PROGRAM_FILE_NAME)
-        warm.append(fresh_process(model, device, dict(env(i), CLMACE_CACHE_DIR=str(cache))))
+        warm.append(fresh_process(model, device, dict(env(i), **dirs(cache))))
     c, w = _median(cold), _median(warm)
     return {"cold": c, "warm": w, "ratio": w["to_first_result_s"] / c["to_first_result_s"],
             "file_bytes": baked.stat().st_size, "repeat": repeat}
