@@ -27,16 +27,20 @@ def _median(runs: list[dict]) -> dict:
     return {k: statistics.median(r[k] for r in runs) for k in PHASES}
 
 
-def measure(model: str, device: str, repeat: int, workdir: Path, driver_cache: bool = False) -> dict:
+def measure(model: str, device: str, repeat: int, workdir: Path, driver_cache: str = "disabled") -> dict:
     """Median phases of `repeat` cold and `repeat` warm fresh processes, and the warm/cold ratio.
 
-    driver_cache: instead of disabling NVIDIA's JIT cache, give cold run i a fresh CUDA_CACHE_PATH and warm
-    run i the one cold run i filled (a second start on the same machine, as users meet it).
+    driver_cache: "disabled" sets CUDA_CACHE_DISABLE=1 (our file alone, without NVIDIA's JIT cache);
+    "shared" gives cold run i a fresh CUDA_CACHE_PATH and warm run i the one cold run i filled (a second start
+    on the same machine); "clmace" sets nothing, so clmace keeps the JIT cache inside the fresh CLMACE_CACHE_DIR
+    and carries it in its file (warm = a fresh machine that got only the file).
     """
     cold, warm, baked = [], [], workdir / "baked.clmace"
 
     def env(i: int) -> dict:
-        return {"CUDA_CACHE_PATH": str(workdir / f"cuda{i}")} if driver_cache else {"CUDA_CACHE_DISABLE": "1"}
+        if driver_cache == "shared":
+            return {"CUDA_CACHE_PATH": str(workdir / f"cuda{i}")}
+        return {} if driver_cache == "clmace" else {"CUDA_CACHE_DISABLE": "1"}
 
     def dirs(cache: Path) -> dict:
         # POCL_CACHE_DIR is set explicitly: a parent that ran clmace exports the one it manages, and a child
@@ -65,8 +69,9 @@ def main() -> None:
     parser.add_argument("--device", default="opencl")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--json", help="also write the results here")
-    parser.add_argument("--driver-cache", action="store_true",
-                        help="keep NVIDIA's JIT cache between a cold run and its warm run (default: disabled)")
+    parser.add_argument("--driver-cache", choices=["disabled", "shared", "clmace"], default="disabled",
+                        help="NVIDIA's JIT cache: disabled, shared by a cold run and its warm run, or left to "
+                             "clmace (kept in its cache dir and carried in the compiled-program file)")
     args = parser.parse_args()
     from bench import models as zoo  # imports torch: only needed to export missing fixtures
 

@@ -104,7 +104,9 @@ class InferenceSession:
             return None
         from clmace.store import ProgramStore
 
-        return ProgramStore(path=None if path is None else os.fspath(path), search_paths=paths, **store_args)
+        store = ProgramStore(path=None if path is None else os.fspath(path), search_paths=paths, **store_args)
+        store.load()  # now, before OpenCL starts: driver caches captured in the file must be in place first
+        return store
 
     @staticmethod
     def _is_converted(model: Any) -> bool:

@@ -20,7 +20,9 @@ for step in $STEPS; do
              python3 -m bench.bench_startup --models mobilenet_v2 resnet50 --model-dir "$MODELS" --device gpu \
                --repeat 3 --json "$OUT/startup.json"
              python3 -m bench.bench_startup --models mobilenet_v2 resnet50 --model-dir "$MODELS" --device gpu \
-               --repeat 3 --driver-cache --json "$OUT/startup_driver_cache.json" ;;
+               --repeat 3 --driver-cache shared --json "$OUT/startup_driver_cache.json"
+             python3 -m bench.bench_startup --models mobilenet_v2 resnet50 --model-dir "$MODELS" --device gpu \
+               --repeat 3 --driver-cache clmace --json "$OUT/startup_clmace_cache.json" ;;
     tuning) python3 bench/bench_tuning.py --models "$MODELS"/mobilenet_v2.onnx "$MODELS"/resnet50.onnx --device gpu \
                --budget 60 --runs 100 --model-dir /tmp/tune --json "$OUT/tune.json" ;;
     tests) CLMACE_DEVICE=gpu timeout 240 python3 -m pytest -q -x tests/opencl tests/test_compiled_program.py 2>&1 | tail -15 ;;

@@ -13,7 +13,7 @@ from typing import Any
 import platformdirs
 
 from clmace.errors import ProgramFileError
-from clmace.store import pocl
+from clmace.store import nvidia, pocl
 from clmace.store.fingerprint import DeviceFingerprint
 from clmace.store.format import ProgramEntry, ProgramFile, Section, entry_key, source_hash
 from clmace.store.io import UntrustedFileError, holds_signed_file, read_file, write_file
@@ -87,6 +87,7 @@ class ProgramStore:
         self.rejections: list[str] = []
         self.rejected = 0
         self.pocl_cache = pocl.configure_cache_dir(default_cache_dir()) if manage_pocl_cache else None
+        self.cuda_cache = nvidia.configure_cache_dir(default_cache_dir()) if manage_pocl_cache else None
         self._lock = threading.RLock()
         self._files: list[tuple[str, ProgramFile]] | None = None
         self._file_state: dict[str, str] = {}
@@ -133,6 +134,10 @@ class ProgramStore:
                 continue
             self._file_state[path] = f"ok: {len(pf.sections)} section(s)"
             files.append((path, pf))
+            for sec in pf.sections.values():
+                if nvidia.is_nvidia(sec.fingerprint.platform_name):
+                    for entry in sec.entries.values():
+                        nvidia.restore(entry.driver_blobs)  # before the driver starts: it reads them at init
         if all(state == "missing" for state in self._file_state.values()):
             log.warning("no compiled-program file found (searched: %s); compiling programs from source",
                         ", ".join(paths))
@@ -277,9 +282,23 @@ class ProgramStore:
             if p.dirty:
                 sec = update.sections.setdefault(p.section, Section(p.fingerprint))
                 sec.entries[p.key] = entry
+        self._attach_cuda_cache(update)
         for sec_key, tuned in self._tuned.items():
             update.sections.setdefault(sec_key, Section(tuned.fingerprint)).tuned.update(tuned.tuned)
         return update
+
+    @staticmethod
+    def _attach_cuda_cache(update: ProgramFile) -> None:
+        """Store the CUDA JIT cache with the first new entry of each NVIDIA section (it serves them all)."""
+        for sec in update.sections.values():
+            if not sec.entries or not nvidia.is_nvidia(sec.fingerprint.platform_name):
+                continue
+            blobs = nvidia.snapshot()
+            if blobs:
+                key = min(sec.entries)
+                e = sec.entries[key]
+                sec.entries[key] = ProgramEntry(e.name, e.build_options, e.source_hash, e.binary,
+                                                {**e.driver_blobs, **blobs})
 
     def _save_target(self, update: ProgramFile) -> str | None:
         """Where save() may write: `path`, or `unsigned_path` when an unsigned file must not go to `path`."""

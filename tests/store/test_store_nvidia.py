@@ -1,0 +1,48 @@
+"""The CUDA JIT-cache capture: managed only when the user configured nothing; snapshot and restore are safe."""
+
+from __future__ import annotations
+
+import pytest
+
+from clmace.store import nvidia
+
+
+@pytest.fixture()
+def fresh_setup(monkeypatch):
+    """Forget any earlier configuration, and clear the user's CUDA cache variables."""
+    monkeypatch.setattr(nvidia, "_setup", None)
+    monkeypatch.delenv("CUDA_CACHE_PATH", raising=False)
+    monkeypatch.delenv("CUDA_CACHE_DISABLE", raising=False)
+    monkeypatch.setattr(nvidia, "_driver_present", lambda: True)
+
+
+def test_managed_dir_snapshot_and_restore(tmp_path, fresh_setup, monkeypatch):
+    """clmace's own cache dir is captured file by file and written back where files are missing."""
+    setup = nvidia.configure_cache_dir(str(tmp_path / "a"))
+    assert setup.managed and setup.path == str(tmp_path / "a" / "cuda")
+    (tmp_path / "a" / "cuda" / "sub").mkdir(parents=True)
+    (tmp_path / "a" / "cuda" / "index").write_bytes(b"idx")
+    (tmp_path / "a" / "cuda" / "sub" / "entry").write_bytes(b"sass")
+    blobs = nvidia.snapshot()
+    assert blobs == {"cuda/index": b"idx", "cuda/sub/entry": b"sass"}
+    monkeypatch.setattr(nvidia, "_setup", nvidia.CudaCacheSetup(str(tmp_path / "b"), managed=True))
+    hostile = {"cuda/../../escape": b"x", "pocl/other": b"y"}
+    assert nvidia.restore({**blobs, **hostile}) == 2
+    assert (tmp_path / "b" / "sub" / "entry").read_bytes() == b"sass"
+    assert not (tmp_path / "escape").exists()
+    assert nvidia.restore(blobs) == 0  # present files are left alone
+
+
+@pytest.mark.parametrize("var,value", [("CUDA_CACHE_PATH", "/somewhere"), ("CUDA_CACHE_DISABLE", "1")])
+def test_no_nvidia_driver_no_change(tmp_path, fresh_setup, monkeypatch):
+    """Without NVIDIA's driver nothing is configured."""
+    monkeypatch.setattr(nvidia, "_driver_present", lambda: False)
+    assert not nvidia.configure_cache_dir(str(tmp_path)).managed and "CUDA_CACHE_PATH" not in __import__("os").environ
+
+
+def test_user_settings_are_left_alone(tmp_path, fresh_setup, monkeypatch, var, value):
+    """A user who configured the CUDA cache keeps it: nothing is captured or restored."""
+    monkeypatch.setenv(var, value)
+    setup = nvidia.configure_cache_dir(str(tmp_path))
+    assert not setup.managed and not (tmp_path / "cuda").exists()
+    assert nvidia.snapshot() == {} and nvidia.restore({"cuda/x": b"1"}) == 0
