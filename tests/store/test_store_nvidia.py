@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from clmace.store import nvidia
@@ -33,13 +35,13 @@ def test_managed_dir_snapshot_and_restore(tmp_path, fresh_setup, monkeypatch):
     assert nvidia.restore(blobs) == 0  # present files are left alone
 
 
-@pytest.mark.parametrize("var,value", [("CUDA_CACHE_PATH", "/somewhere"), ("CUDA_CACHE_DISABLE", "1")])
 def test_no_nvidia_driver_no_change(tmp_path, fresh_setup, monkeypatch):
     """Without NVIDIA's driver nothing is configured."""
     monkeypatch.setattr(nvidia, "_driver_present", lambda: False)
-    assert not nvidia.configure_cache_dir(str(tmp_path)).managed and "CUDA_CACHE_PATH" not in __import__("os").environ
+    assert not nvidia.configure_cache_dir(str(tmp_path)).managed and "CUDA_CACHE_PATH" not in os.environ
 
 
+@pytest.mark.parametrize("var,value", [("CUDA_CACHE_PATH", "/somewhere"), ("CUDA_CACHE_DISABLE", "1")])
 def test_user_settings_are_left_alone(tmp_path, fresh_setup, monkeypatch, var, value):
     """A user who configured the CUDA cache keeps it: nothing is captured or restored."""
     monkeypatch.setenv(var, value)
