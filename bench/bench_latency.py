@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+from bench.results_md import RESULTS, write_section
+
 START, END = "<!-- cpu-latency:start -->", "<!-- cpu-latency:end -->"
 MODELS = ("efficientnet_lite0", "mobilenet_v2")
 SHAPE = (1, 3, 224, 224)
@@ -132,17 +133,6 @@ def table(rows: dict[str, dict], command: str, cold: dict[str, tuple[float, floa
     return "\n".join(lines)
 
 
-def write_results(section: str) -> None:
-    """Replace (or append) the CPU latency section of RESULTS.md."""
-    text = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        text = head + section + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    RESULTS.write_text(text, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and print (optionally write) the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -176,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps({"rows": rows, "cold": cold}, indent=2, default=str))
     if args.write:
-        write_results(section)
+        write_section(START, END, section)
         print(f"updated {RESULTS}")
     return 0
 

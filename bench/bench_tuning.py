@@ -23,7 +23,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script: the repository's packages
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+from bench.results_md import RESULTS, write_section  # noqa: E402
+
 START, END = "<!-- tuning:start -->", "<!-- tuning:end -->"
 MODELS = ("efficientnet_lite0", "mobilenet_v2")
 
@@ -126,17 +127,6 @@ def section(rows: list[dict], command: str) -> str:
     return "\n".join(lines)
 
 
-def write_results(text: str) -> None:
-    """Replace (or append) the Tuning section of RESULTS.md, leaving every other section alone."""
-    body = RESULTS.read_text(encoding="utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    if START in body and END in body:
-        head, rest = body.split(START, 1)
-        body = head + text + rest.split(END, 1)[1]
-    else:
-        body = body.rstrip("\n") + "\n\n" + text + "\n"
-    RESULTS.write_text(body, encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Tune and measure each model; print, and optionally write JSON and the RESULTS.md section."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -180,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
     if args.write:
-        write_results(text)
+        write_section(START, END, text)
         print(f"updated {RESULTS}")
     return 0
 
