@@ -63,11 +63,14 @@ def _dir_bytes(path: str) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(path) for f in files)
 
 
-def fresh_process(model_path: str, device: str, env_dirs: Mapping[str, str], engine: str = "clmace",
+def fresh_process(model_path: str, device: str, env_dirs: Mapping[str, str | None], engine: str = "clmace",
                   precision: str = "fp32", input_shapes: Mapping[str, Sequence[int]] | None = None,
                   timeout: float = 900.0) -> dict:
-    """Start-up figures (import, session, first run) of one new interpreter, plus its whole wall time."""
-    env = dict(os.environ, **env_dirs)
+    """Start-up figures (import, session, first run) of one new interpreter, plus its whole wall time.
+
+    env_dirs: variables to set in the child; a None value removes the variable.
+    """
+    env = {k: v for k, v in dict(os.environ, **env_dirs).items() if v is not None}
     # The child must import this very clmace, installed or not.
     env["PYTHONPATH"] = os.pathsep.join(p for p in (_package_root(), env.get("PYTHONPATH", "")) if p)
     args = {"engine": engine, "model": os.path.abspath(model_path), "device": device, "precision": precision,
@@ -88,30 +91,37 @@ def fresh_process(model_path: str, device: str, env_dirs: Mapping[str, str], eng
 def startup(model_path: str, device: str, compare_onnxruntime: bool = True, precision: str = "fp32",
             input_shapes: Mapping[str, Sequence[int]] | None = None, progress: Progress | None = None,
             keep_cache: str | None = None) -> dict:
-    """Cold start (fresh POCL_CACHE_DIR and CLMACE_CACHE_DIR) then warm start (the same dirs again).
+    """Cold start (a fresh CLMACE_CACHE_DIR, so a fresh PoCL cache too) then warm start (the same dir again).
 
     keep_cache: copy the CLMACE_CACHE_DIR the processes used (the compiled-program file) there.
     """
+    from clmace.store import pocl
+
     out: dict[str, Any] = {}
     root = tempfile.mkdtemp(prefix="clmace-bench-")
-    dirs = {"POCL_CACHE_DIR": os.path.join(root, "pocl"), "CLMACE_CACHE_DIR": os.path.join(root, "clmace")}
+    # POCL_CACHE_DIR is removed so that clmace manages PoCL's cache for the fresh CLMACE_CACHE_DIR, as it does
+    # for users who did not set it (a parent that ran clmace would otherwise pass on the one it manages).
+    dirs: dict[str, str | None] = {"CLMACE_CACHE_DIR": os.path.join(root, "clmace"), "POCL_CACHE_DIR": None}
+    pocl_dir = pocl.managed_dir(dirs["CLMACE_CACHE_DIR"])
     baseline = compare_onnxruntime and not is_converted(model_path) and importlib.util.find_spec("onnxruntime")
     steps = ["cold", "warm"] + (["onnxruntime"] if baseline else [])
     try:
         for i, step in enumerate(steps):
             if progress:
                 progress(i, len(steps), f"fresh process: {step}")
-            for d in dirs.values():
-                os.makedirs(d, exist_ok=True)
+            os.makedirs(dirs["CLMACE_CACHE_DIR"], exist_ok=True)
             engine = "onnxruntime" if step == "onnxruntime" else "clmace"
             out[step] = fresh_process(model_path, device, dirs, engine, precision, input_shapes)
             if step == "cold":  # what the cold run left behind is what the warm run can reuse
-                out["cache_files"] = {name: sorted(os.listdir(d)) for name, d in dirs.items()}
-                out["cache_bytes"] = {name: _dir_bytes(d) for name, d in dirs.items()}
+                caches = {"CLMACE_CACHE_DIR": dirs["CLMACE_CACHE_DIR"], "POCL_CACHE_DIR": pocl_dir}
+                out["cache_files"] = {name: sorted(os.listdir(d)) if os.path.isdir(d) else []
+                                      for name, d in caches.items()}
+                out["cache_bytes"] = {name: _dir_bytes(d) for name, d in caches.items()}
         if keep_cache:
             shutil.copytree(dirs["CLMACE_CACHE_DIR"], keep_cache, dirs_exist_ok=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(pocl_dir, ignore_errors=True)
     if progress:
         progress(len(steps), len(steps), "fresh processes done")
     return out

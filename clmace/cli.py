@@ -191,7 +191,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
             for sec in f.get("sections", []):
                 print(f"    {sec['device']}: {sec['entries']} programs, {sec['tuned']} tuned records")
         pocl = info["pocl_cache"]
-        print(f"  PoCL kernel cache: {pocl['files']} files, {pocl['size']:,} bytes")
+        print(f"  PoCL kernel cache ({pocl['path']}): {pocl['files']} files, {pocl['size']:,} bytes")
     elif args.action == "prune":
         removed = cache.prune(cache.present_fingerprints())
         print("\n".join(removed) if removed else "nothing to prune")

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from clmace.errors import ProgramFileError
 from clmace.store.fingerprint import DeviceFingerprint
 from clmace.store.io import read_file, write_file
+from clmace.store.pocl import managed_dir as pocl_managed_dir
 from clmace.store.store import default_cache_dir, engine_version
 
 
@@ -47,8 +48,10 @@ def list_cache(cache_dir: str | None = None) -> dict:
         except ProgramFileError as exc:
             entry["error"] = str(exc)
         files.append(entry)
-    pocl_files, pocl_size = _dir_size(os.path.join(root, "pocl"))
-    return {"cache_dir": root, "program_files": files, "pocl_cache": {"files": pocl_files, "size": pocl_size}}
+    pocl_dir = pocl_managed_dir(root)
+    pocl_files, pocl_size = _dir_size(pocl_dir)
+    return {"cache_dir": root, "program_files": files,
+            "pocl_cache": {"path": pocl_dir, "files": pocl_files, "size": pocl_size}}
 
 
 def prune(present: Iterable[DeviceFingerprint], cache_dir: str | None = None) -> list[str]:
@@ -78,13 +81,14 @@ def prune(present: Iterable[DeviceFingerprint], cache_dir: str | None = None) ->
 
 
 def clear(cache_dir: str | None = None) -> int:
-    """Delete the whole cache directory; return the bytes freed."""
+    """Delete the whole cache directory and the PoCL kernel cache clmace keeps for it; return the bytes freed."""
     root = cache_dir or default_cache_dir()
-    if not os.path.isdir(root):
-        return 0
-    _, size = _dir_size(root)
-    shutil.rmtree(root)
-    return size
+    freed = 0
+    for path in dict.fromkeys((pocl_managed_dir(root), root)):  # the PoCL cache may live inside root
+        if os.path.isdir(path):
+            freed += _dir_size(path)[1]
+            shutil.rmtree(path)
+    return freed
 
 
 def present_fingerprints() -> list[DeviceFingerprint]:

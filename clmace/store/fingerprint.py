@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import astuple, dataclass, fields
 from typing import Any
@@ -42,13 +43,7 @@ class DeviceFingerprint:
 
     def key(self) -> str:
         """Stable hex digest of all fields; names the section of a compiled-program file."""
-        h = hashlib.sha256()
-        for value in astuple(self):
-            # Length-prefix every field so ("ab", "c") and ("a", "bc") never collide.
-            raw = str(value).encode("utf-8")
-            h.update(len(raw).to_bytes(4, "little"))
-            h.update(raw)
-        return h.hexdigest()[:32]
+        return _key(self)
 
     def describe(self) -> str:
         """One human-readable line: device, platform and driver."""
@@ -69,3 +64,15 @@ class DeviceFingerprint:
             if mine != theirs:
                 diffs.append(f"{f.name} {theirs!r} != {mine!r}")
         return "; ".join(diffs)
+
+
+@functools.lru_cache(maxsize=64)
+def _key(fp: DeviceFingerprint) -> str:
+    """The section key of a fingerprint, computed once (a plan asks for it at every launch it records)."""
+    h = hashlib.sha256()
+    for value in astuple(fp):
+        # Length-prefix every field so ("ab", "c") and ("a", "bc") never collide.
+        raw = str(value).encode("utf-8")
+        h.update(len(raw).to_bytes(4, "little"))
+        h.update(raw)
+    return h.hexdigest()[:32]

@@ -14,6 +14,7 @@ import os
 from dataclasses import dataclass
 
 from clmace.atomic import atomic_write_bytes
+from clmace.drivers import nvidia_opencl_installed
 from clmace.store.format import check_blob_path
 
 log = logging.getLogger("clmace.store")
@@ -54,11 +55,7 @@ def configure_cache_dir(cache_dir: str) -> CudaCacheSetup:
 
 def _driver_present() -> bool:
     """True when NVIDIA's OpenCL driver library is installed (elsewhere the CUDA variables are left alone)."""
-    import ctypes.util
-
-    dirs = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/nvidia/lib64", "/usr/local/nvidia/lib")
-    return bool(ctypes.util.find_library("nvidia-opencl")) or any(
-        os.path.exists(os.path.join(d, "libnvidia-opencl.so.1")) for d in dirs)
+    return nvidia_opencl_installed()
 
 
 def is_nvidia(platform_name: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import struct
 import subprocess
 import sys
@@ -66,8 +67,23 @@ def test_cache_dir_is_managed_only_when_the_user_set_none(tmp_path, monkeypatch)
     monkeypatch.setattr(pocl, "_setup", None)
     monkeypatch.delenv("POCL_CACHE_DIR")
     setup = pocl.configure_cache_dir(str(tmp_path))
-    assert (setup.path, setup.managed) == (str(tmp_path / "pocl"), True)
-    assert os.environ["POCL_CACHE_DIR"] == str(tmp_path / "pocl") and (tmp_path / "pocl").is_dir()
+    want = pocl.managed_dir(str(tmp_path))
+    try:
+        assert (setup.path, setup.managed) == (want, True)
+        assert os.environ["POCL_CACHE_DIR"] == want and os.path.isdir(want)
+    finally:
+        shutil.rmtree(want, ignore_errors=True)
+
+
+def test_managed_cache_goes_to_ram_only_with_room(tmp_path, monkeypatch) -> None:
+    ram = tmp_path / "ram"
+    ram.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(ram))
+    monkeypatch.setattr(pocl, "_is_tmpfs", lambda path: path == str(ram))
+    one, other = pocl.managed_dir(str(tmp_path / "a")), pocl.managed_dir(str(tmp_path / "b"))
+    assert os.path.dirname(one) == str(ram) and one != other  # one scratch dir per clmace cache dir
+    monkeypatch.setattr(pocl, "RAM_DIR_MIN_FREE", 1 << 62)  # no tmpfs has that much room: back to the disk
+    assert pocl.managed_dir(str(tmp_path / "a")) == str(tmp_path / "a" / "pocl")
 
 
 _CHILD = r"""

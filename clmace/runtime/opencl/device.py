@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
+import threading
 from dataclasses import dataclass
 from typing import Any
 
+from clmace.drivers import NVIDIA_LIB, nvidia_opencl_installed
 from clmace.errors import DeviceError
 
 log = logging.getLogger("clmace.opencl")
 
 POCL_PLATFORM = "Portable Computing Language"
-NVIDIA_LIB = "libnvidia-opencl.so.1"
-_NVIDIA_LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/nvidia/lib64",
-                    "/usr/local/cuda/lib64", "/usr/lib/aarch64-linux-gnu")
 # PoCL 3.0 (pyopencl's wheel) stores the LLVM CPU name as a char* at this offset of its cl_device_id;
 # only written after the old value reads back as "generic", so another layout is left untouched.
 _POCL_LLVM_CPU_OFFSET = 0x280
@@ -68,9 +66,7 @@ def _type_name(device: Any) -> str:
 
 def _nvidia_driver_present() -> bool:
     """True when the NVIDIA OpenCL driver library is installed on this machine."""
-    if ctypes.util.find_library("nvidia-opencl"):
-        return True
-    return any(os.path.exists(os.path.join(d, NVIDIA_LIB)) for d in _NVIDIA_LIB_DIRS)
+    return nvidia_opencl_installed()
 
 
 def _nvidia_hint() -> str:
@@ -128,14 +124,33 @@ def fix_pocl_cpu(device: Any) -> bool:
 
 
 _DEVICES: list[Any] | None = None
+_DEVICES_LOCK = threading.Lock()
 
 
 def _all_devices() -> list[Any]:
-    """Every device of every platform, enumerated once per process (it costs ~50 ms on PoCL)."""
+    """Every device of every platform, enumerated once per process (with the pyopencl import, ~80 ms)."""
     global _DEVICES
+    with _DEVICES_LOCK:
+        if _DEVICES is None:
+            _DEVICES = _enumerate_devices()
+        return list(_DEVICES)
+
+
+def prefetch_devices() -> None:
+    """Import pyopencl and enumerate the devices on a background thread.
+
+    A session calls this before it reads the model: file reads and hashing release the GIL, so the two
+    overlap on a warm start. Call it only once the driver caches' environment variables are in place.
+    """
     if _DEVICES is None:
-        _DEVICES = _enumerate_devices()
-    return list(_DEVICES)
+        threading.Thread(target=_prefetch, name="clmace-devices", daemon=True).start()
+
+
+def _prefetch() -> None:
+    try:
+        _all_devices()
+    except Exception:  # noqa: BLE001 - the foreground call enumerates again and reports the error
+        log.debug("background device enumeration failed", exc_info=True)
 
 
 def _enumerate_devices() -> list[Any]:

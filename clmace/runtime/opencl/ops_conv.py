@@ -85,7 +85,7 @@ def lower_conv(node: Node, p: Plan) -> list[Launch]:
     post, q0, q1 = activation_args(*node.attrs.get("_post_activation", (None, ())))
     res_name = node.attrs.get("_residual", "")
     op = conv_variants.ConvOp(
-        x=x, y=y, w=w.astype(np.float32), bias=bias.astype(np.float32), res=res_name, n=n, c=c, h=h, wd=wd,
+        x=x, y=y, w=np.asarray(w, np.float32), bias=np.asarray(bias, np.float32), res=res_name, n=n, c=c, h=h, wd=wd,
         cout_all=cout_all, oh=oh, ow=ow, groups=groups, kh=kh, kw=kw, strides=strides, dil=dil, begin=begin,
         base={**p.float_defines(x), "ACT": act, "ACT2": post}, tail=(1 if res_name else 0, p0, p1, q0, q1))
     if kh == kw == 1 and strides == [1, 1] and begin == [0, 0] and oh == h and ow == wd:
@@ -121,7 +121,8 @@ def lower_conv_transpose(node: Node, p: Plan) -> list[Launch]:
                                node.attrs.get("auto_pad", "NOTSET"))
     act, p0, p1 = activation_args(node.attrs.get("activation"), node.attrs.get("activation_params", ()))
     k = p.kernel(FILE, "conv_transpose", {**p.float_defines(x), "ACT": act, "CONV_TRANSPOSE": None})
-    args = [p.buf(x), p.upload(w.astype(np.float32), like=x), p.upload(bias.astype(np.float32), like=x), p.buf(y),
+    wbuf, bbuf = p.upload(np.asarray(w, np.float32), like=x), p.upload(np.asarray(bias, np.float32), like=x)
+    args = [p.buf(x), wbuf, bbuf, p.buf(y),
             c // groups, cout, h, wd, oh, ow, kh, kw, strides[0], strides[1], dil[0], dil[1], begin[0],
             begin[1], groups, p0, p1]
     return p.launch(node, k, args, (ow, oh, n * groups * cout), (1, 1, 1) if not p.is_gpu else (16, 4, 1))

@@ -1,0 +1,29 @@
+"""Which OpenCL driver libraries this machine has installed, found without loading them or running ldconfig."""
+
+from __future__ import annotations
+
+import functools
+import os
+
+NVIDIA_LIB = "libnvidia-opencl.so.1"
+# Where distributions and NVIDIA's container toolkit put the driver libraries.
+_LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib", "/usr/local/nvidia/lib64",
+             "/usr/local/nvidia/lib", "/usr/local/cuda/lib64", "/usr/lib/aarch64-linux-gnu")
+_LD_CACHE = "/etc/ld.so.cache"
+
+
+@functools.cache
+def nvidia_opencl_installed() -> bool:
+    """True when NVIDIA's OpenCL driver library is installed.
+
+    ctypes.util.find_library would answer too, but it runs ldconfig in a subprocess (~15 ms), which a warm
+    start cannot afford; the dynamic linker's own cache lists the same libraries.
+    """
+    dirs = [d for d in os.environ.get("LD_LIBRARY_PATH", "").split(os.pathsep) if d] + list(_LIB_DIRS)
+    if any(os.path.exists(os.path.join(d, NVIDIA_LIB)) for d in dirs):
+        return True
+    try:
+        with open(_LD_CACHE, "rb") as f:
+            return NVIDIA_LIB.encode() in f.read()
+    except OSError:
+        return False
