@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
-import gc
 import logging
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -61,22 +59,6 @@ def _device_from_providers(providers: Sequence[Any] | None) -> str | None:
     return "cpu" if names else None
 
 
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Hold off Python's cyclic GC while a session is set up.
-
-    Importing pyopencl and planning allocate tens of thousands of objects that live as long as the session;
-    the generational GC would walk them again and again (~10% of a warm start, measured with perf).
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
-
-
 class InferenceSession:
     """Runs an ONNX model (path, bytes, ModelProto) or a converted-model file on cpu or OpenCL."""
 
@@ -84,12 +66,6 @@ class InferenceSession:
                  providers: Sequence[Any] | None = None, sess_options: Any = None, *,
                  input_shapes: Mapping[str, Sequence[int]] | None = None, precision: str = "fp32",
                  strict: bool = False, **options: Any) -> None:
-        with _gc_paused():
-            self._setup(model, device, providers, sess_options, input_shapes, precision, strict, options)
-
-    def _setup(self, model: ModelSource | Graph, device: str | None, providers: Sequence[Any] | None,
-               sess_options: Any, input_shapes: Mapping[str, Sequence[int]] | None, precision: str, strict: bool,
-               options: dict[str, Any]) -> None:
         self.device = device or _device_from_providers(providers) or os.environ.get("CLMACE_DEVICE", "cpu")
         self.precision, self.strict = precision, strict
         self.options = options

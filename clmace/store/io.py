@@ -8,8 +8,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-import filelock
-
 from clmace.atomic import atomic_write_bytes
 from clmace.errors import ProgramFileError
 from clmace.store.format import FLAG_SIGNED, MAGIC, ProgramFile, Section, dumps, loads
@@ -133,6 +131,8 @@ def write_file(path: str, pf: ProgramFile, removed: Mapping[str, set[str]] | Non
     """Merge `pf` into `path` atomically under `path + '.lock'`; False (and a warning) on failure."""
     # With `signer` the result is signed and the file on disk is merged only if one of `trusted_keys` signed
     # it (a signature vouches for every entry). Without one, a signed file on disk is never replaced.
+    import filelock  # only writers need it; a warm start reads and never pays for its import (~10 ms)
+
     timeout = LOCK_TIMEOUT_S if timeout is None else timeout
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -17,8 +17,9 @@ import logging
 import os
 import re
 import struct
-import tempfile
 from dataclasses import dataclass
+
+from clmace.atomic import atomic_write_bytes
 
 log = logging.getLogger("clmace.store")
 
@@ -185,11 +186,8 @@ def restore(blobs: dict[str, bytes], root: str | None = None) -> int:
         if os.path.exists(dest):
             continue
         try:
-            os.makedirs(os.path.dirname(dest), exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".clmace-", dir=os.path.dirname(dest))
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, dest)  # PoCL in another process must never see half a .so
+            # Renamed into place (PoCL in another process must never see half a .so), not fsynced: scratch.
+            atomic_write_bytes(dest, data, prefix=".clmace-", durable=False)
             written += 1
         except OSError as e:
             log.info("PoCL cache file %s not restored: %s", dest, e.strerror)

@@ -87,6 +87,7 @@ logging.basicConfig(level=logging.WARNING)
 sys.path.insert(0, sys.argv[2])
 from test_store_io import one_entry_file
 from clmace.store.io import write_file
+import filelock  # write_file imports it lazily: import it before dropping to 'nobody' as well
 if sys.argv[3] != "-":
     import os
     os.setgid(int(sys.argv[3]))
