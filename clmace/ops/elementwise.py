@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -10,9 +11,19 @@ from clmace import dtypes
 from clmace.errors import ModelError, UnsupportedOpError
 from clmace.ops import activation
 
-# Element types Cast may produce or read; string, float8, int4/2, float4/6 are out of scope.
-CAST_TYPES = frozenset(t for t in [*dtypes.ONNX_TO_NUMPY, dtypes.BFLOAT16] if dtypes.to_numpy(t) is not None)
-_CAST_DTYPES = frozenset(dtypes.to_numpy(t) for t in CAST_TYPES)
+
+@functools.cache
+def cast_types() -> frozenset[int]:
+    """Element types Cast may produce or read (string, float8, int4/2, float4/6 are out of scope).
+
+    Computed at first use: bfloat16 means importing ml_dtypes, ~8 ms that a start-up need not pay.
+    """
+    return frozenset(t for t in [*dtypes.ONNX_TO_NUMPY, dtypes.BFLOAT16] if dtypes.to_numpy(t) is not None)
+
+
+@functools.cache
+def _cast_dtypes() -> frozenset[np.dtype]:
+    return frozenset(dtypes.to_numpy(t) for t in cast_types())
 # np.frompyfunc keeps the exact libm erf; NumPy itself has none.
 _ERF_UFUNC = np.frompyfunc(math.erf, 1, 1)
 
@@ -275,7 +286,7 @@ def _cast_dtype(to: int | str, op: str) -> np.dtype:
     """NumPy dtype of a TensorProto element type, or UnsupportedOpError when out of scope."""
     if isinstance(to, str):  # Cast-1 named the type as a string
         to = dtypes.onnx_type_value(to)
-    if to not in CAST_TYPES:
+    if to not in cast_types():
         name = dtypes.onnx_type_name(to)
         raise UnsupportedOpError(f"{op}: target type {name} is not supported (strings, float8, int4 etc.)")
     return dtypes.to_numpy(to)
@@ -283,7 +294,7 @@ def _cast_dtype(to: int | str, op: str) -> np.dtype:
 
 def _convert(x: np.ndarray, dtype: np.dtype, op: str) -> np.ndarray:
     """Convert x to dtype as Cast does (float -> int truncates toward zero)."""
-    if x.dtype not in _CAST_DTYPES:
+    if x.dtype not in _cast_dtypes():
         raise UnsupportedOpError(f"{op}: input type {x.dtype} is not supported (strings, float8, int4 etc.)")
     with np.errstate(invalid="ignore", over="ignore"):
         return x.astype(dtype)
@@ -296,7 +307,7 @@ def cast(x: np.ndarray, *, to: int | str, saturate: int = 1, round_mode: str = "
 
 def cast_like(x: np.ndarray, target_type: np.ndarray, *, saturate: int = 1, round_mode: str = "up"):
     """CastLike: Cast to the element type of target_type."""
-    if target_type.dtype not in _CAST_DTYPES:
+    if target_type.dtype not in _cast_dtypes():
         raise UnsupportedOpError(
             f"CastLike: target type {target_type.dtype} is not supported (strings, float8, int4 etc.)"
         )
