@@ -63,7 +63,7 @@ def measure(model: str, device: str, repeat: int, workdir: Path, driver_cache: s
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def jit(i: int, warm_run: bool) -> dict:
+    def jit(i: int | str, warm_run: bool) -> dict:
         if driver_cache == "shared":
             return {"CUDA_CACHE_PATH": str(workdir / f"cuda{i}"), "CUDA_CACHE_DISABLE": None}
         if warm_run and driver_cache == "clmace":
@@ -71,7 +71,7 @@ def measure(model: str, device: str, repeat: int, workdir: Path, driver_cache: s
         return {"CUDA_CACHE_DISABLE": "1", "CUDA_CACHE_PATH": None}
 
     bake = workdir / "bake"
-    child(bake, jit(0, warm_run=driver_cache == "clmace"))  # also compiles the bytecode for every later run
+    child(bake, jit("-bake", warm_run=driver_cache == "clmace"))  # also compiles the bytecode for every later run
     shutil.copy(bake / PROGRAM_FILE_NAME, baked)
     for i in range(repeat):
         cold.append(child(workdir / f"cold{i}", jit(i, warm_run=False)))

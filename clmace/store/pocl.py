@@ -16,6 +16,7 @@ import hashlib
 import logging
 import os
 import re
+import stat
 import struct
 from dataclasses import dataclass
 
@@ -56,6 +57,8 @@ def configure_cache_dir(cache_dir: str) -> PoclCacheSetup:
     else:
         path = managed_dir(cache_dir)
         try:
+            if not path.startswith(os.path.abspath(cache_dir) + os.sep) and not _private_dir(path):
+                path = os.path.join(cache_dir, "pocl")  # a shared tmpfs dir someone else made: the disk, then
             os.makedirs(path, exist_ok=True)
             os.environ["POCL_CACHE_DIR"] = path
             _setup = PoclCacheSetup(path, managed=True)
@@ -78,6 +81,23 @@ def managed_dir(cache_dir: str) -> str:
         return os.path.join(cache_dir, "pocl")
     digest = hashlib.sha256(os.path.abspath(cache_dir).encode()).hexdigest()[:16]
     return os.path.join(ram, f"clmace-pocl-{os.getuid()}-{digest}")
+
+
+def _private_dir(path: str) -> bool:
+    """Create path (mode 0700) if missing; True only when it is a real directory of ours that no one else can
+    write. /dev/shm is shared by every user, and PoCL loads the .so files it finds in its cache: a directory
+    another user planted there must never be used."""
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return False
+    try:
+        st = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
 
 
 def _ram_dir() -> str | None:

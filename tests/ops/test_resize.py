@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from clmace.errors import ModelError
@@ -80,7 +80,9 @@ def test_resize_matches_reference(case: tuple[list, dict]) -> None:
     check_against(want, resize_ops.resize(*inputs, **attrs), rtol=1e-4, atol=1e-4)
 
 
-@settings(max_examples=30, deadline=None)
+# The assume() below rejects most drawn cases on purpose (only exactly representable lengths compare with
+# onnxruntime); hypothesis' filter health check then fails at random, so it is off for this test.
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(resize_cases(coords=["half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric"],
                     antialias=False, scale_values=(0.5, 0.75, 1.0, 1.5, 2.0, 3.0)))
 def test_resize_matches_ort(case: tuple[list, dict]) -> None:

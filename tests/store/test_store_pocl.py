@@ -86,6 +86,25 @@ def test_managed_cache_goes_to_ram_only_with_room(tmp_path, monkeypatch) -> None
     assert pocl.managed_dir(str(tmp_path / "a")) == str(tmp_path / "a" / "pocl")
 
 
+def test_a_shared_ram_dir_someone_else_could_write_is_not_used(tmp_path, monkeypatch) -> None:
+    ram = tmp_path / "ram"
+    ram.mkdir()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(ram))
+    monkeypatch.setattr(pocl, "_is_tmpfs", lambda path: path == str(ram))
+    monkeypatch.delenv("POCL_CACHE_DIR", raising=False)
+    cache = str(tmp_path / "cache")
+    planted = pocl.managed_dir(cache)
+    os.mkdir(planted, 0o777)
+    os.chmod(planted, 0o777)  # as another user's directory would be: writable by others
+    monkeypatch.setattr(pocl, "_setup", None)
+    setup = pocl.configure_cache_dir(cache)
+    assert setup.managed and setup.path == os.path.join(cache, "pocl")
+    os.chmod(planted, 0o700)
+    monkeypatch.setattr(pocl, "_setup", None)
+    monkeypatch.delenv("POCL_CACHE_DIR")  # the call above exported the one it chose
+    assert pocl.configure_cache_dir(cache).path == planted
+
+
 _CHILD = r"""
 import json, os, sys, time
 import numpy as np, pyopencl as cl
