@@ -13,8 +13,8 @@ import logging
 import os
 from dataclasses import dataclass
 
+from clmace import drivers
 from clmace.atomic import atomic_write_bytes
-from clmace.drivers import nvidia_opencl_installed
 from clmace.store.format import check_blob_path
 
 log = logging.getLogger("clmace.store")
@@ -39,7 +39,8 @@ def configure_cache_dir(cache_dir: str) -> CudaCacheSetup:
     global _setup
     if _setup is not None:
         return _setup
-    if not _driver_present() or os.environ.get("CUDA_CACHE_PATH") or os.environ.get("CUDA_CACHE_DISABLE") == "1":
+    user_set = os.environ.get("CUDA_CACHE_PATH") or os.environ.get("CUDA_CACHE_DISABLE") == "1"
+    if user_set or not drivers.nvidia_opencl_installed():
         _setup = CudaCacheSetup(os.environ.get("CUDA_CACHE_PATH"), managed=False)
         return _setup
     path = os.path.join(cache_dir, "cuda")
@@ -51,11 +52,6 @@ def configure_cache_dir(cache_dir: str) -> CudaCacheSetup:
         log.info("CUDA JIT cache left at its default: cannot create %s (%s)", path, e.strerror)
         _setup = CudaCacheSetup(None, managed=False)
     return _setup
-
-
-def _driver_present() -> bool:
-    """True when NVIDIA's OpenCL driver library is installed (elsewhere the CUDA variables are left alone)."""
-    return nvidia_opencl_installed()
 
 
 def is_nvidia(platform_name: str) -> bool:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from clmace import InferenceSession
+from clmace import InferenceSession, drivers
 from clmace.errors import DeviceError, UnsupportedOpError
 from clmace.frontend.convert import build_graph
 from clmace.runtime.opencl import OpenCLRuntime, device, list_devices
@@ -136,7 +136,7 @@ def test_nvidia_hint(monkeypatch) -> None:
     """A NVIDIA driver without a registered platform gets the exact fix in the error."""
     non_nvidia = [d for d in device._all_devices() if "NVIDIA" not in d.platform.name]
     monkeypatch.setattr(device, "_all_devices", lambda: non_nvidia)
-    monkeypatch.setattr(device, "_nvidia_driver_present", lambda: True)
+    monkeypatch.setattr(drivers, "nvidia_opencl_installed", lambda: True)
     with pytest.raises(DeviceError, match="OCL_ICD_VENDORS") as err:
         device.select_device("gpu")
     assert "nvidia.icd" in str(err.value) and "libnvidia-opencl.so.1" in str(err.value)

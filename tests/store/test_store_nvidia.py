@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from clmace import drivers
 from clmace.store import nvidia
 
 
@@ -15,7 +16,7 @@ def fresh_setup(monkeypatch):
     monkeypatch.setattr(nvidia, "_setup", None)
     monkeypatch.delenv("CUDA_CACHE_PATH", raising=False)
     monkeypatch.delenv("CUDA_CACHE_DISABLE", raising=False)
-    monkeypatch.setattr(nvidia, "_driver_present", lambda: True)
+    monkeypatch.setattr(drivers, "nvidia_opencl_installed", lambda: True)
 
 
 def test_managed_dir_snapshot_and_restore(tmp_path, fresh_setup, monkeypatch):
@@ -37,7 +38,7 @@ def test_managed_dir_snapshot_and_restore(tmp_path, fresh_setup, monkeypatch):
 
 def test_no_nvidia_driver_no_change(tmp_path, fresh_setup, monkeypatch):
     """Without NVIDIA's driver nothing is configured."""
-    monkeypatch.setattr(nvidia, "_driver_present", lambda: False)
+    monkeypatch.setattr(drivers, "nvidia_opencl_installed", lambda: False)
     assert not nvidia.configure_cache_dir(str(tmp_path)).managed and "CUDA_CACHE_PATH" not in os.environ
 
 

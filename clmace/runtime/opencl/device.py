@@ -9,7 +9,8 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from clmace.drivers import NVIDIA_LIB, nvidia_opencl_installed
+from clmace import drivers
+from clmace.drivers import NVIDIA_LIB
 from clmace.errors import DeviceError
 
 log = logging.getLogger("clmace.opencl")
@@ -62,11 +63,6 @@ def _type_name(device: Any) -> str:
         if kind & flag:
             return name
     return "OTHER"
-
-
-def _nvidia_driver_present() -> bool:
-    """True when the NVIDIA OpenCL driver library is installed on this machine."""
-    return nvidia_opencl_installed()
 
 
 def _nvidia_hint() -> str:
@@ -188,7 +184,7 @@ def list_devices() -> list[DeviceInfo]:
 
 
 def _check_nvidia(devices: list[Any]) -> None:
-    if _nvidia_driver_present() and not any("NVIDIA" in d.platform.name for d in devices):
+    if drivers.nvidia_opencl_installed() and not any("NVIDIA" in d.platform.name for d in devices):
         raise DeviceError(_nvidia_hint())
 
 
@@ -196,7 +192,7 @@ def select_device(spec: str) -> Any:
     """The pyopencl device for 'opencl' / 'gpu' (first GPU, else first CPU) or 'opencl:N' (N-th listed)."""
     devices = _all_devices()
     if not devices:
-        if _nvidia_driver_present():
+        if drivers.nvidia_opencl_installed():
             raise DeviceError(f"no OpenCL platform found; {_nvidia_hint()}")
         raise DeviceError("no OpenCL platform found: install a driver (e.g. pip install pocl-binary-distribution "
                           "for the CPU) or point OCL_ICD_VENDORS at a directory of .icd files")
