@@ -32,8 +32,8 @@ gpus = [d for d in devices if d.type & cl.device_type.GPU]
 dev = (gpus or devices)[0] if want_gpu else devices[0]
 t3 = time.perf_counter()
 if dev.platform.name == "Portable Computing Language":  # PoCL 3.0 needs clmace's CPU-name fix on new CPUs;
-    from clmace.runtime.opencl.device import fix_pocl_cpu  # not part of the floor: its time is taken out
-    fix_pocl_cpu(dev)
+    from clmace.runtime.opencl.device import apply_target  # not part of the floor: its time is taken out
+    apply_target(dev)
 patch = time.perf_counter() - t3
 t3 += patch
 ctx = cl.Context([dev])

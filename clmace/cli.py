@@ -126,8 +126,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_devices(args: argparse.Namespace) -> int:
     """List every OpenCL platform and device."""
-    from clmace.runtime.opencl.device import list_devices
+    from clmace.errors import DeviceError
+    from clmace.runtime.opencl.device import list_devices, select_device
+    from clmace.runtime.opencl.health import ensure_compilable
 
+    if args.check:
+        for info in list_devices():
+            try:  # the verdict (pass or failure) is recorded and shown below; a failure is not an error here
+                ensure_compilable(select_device(f"opencl:{info.index}"))
+            except DeviceError as exc:
+                logging.getLogger("clmace.cli").debug("driver check failed on opencl:%d: %s", info.index, exc)
     devices = list_devices()
     if args.json:
         print(json.dumps([d.__dict__ for d in devices], indent=2))
@@ -234,8 +242,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed for random inputs")
     p.add_argument("--profile", action="store_true", help="per-node OpenCL timing table")
 
-    p = add("devices", cmd_devices, "List every OpenCL platform and device (index, type, driver, memory, fp16).")
+    p = add("devices", cmd_devices, "List every OpenCL platform and device (index, type, driver, memory, fp16, "
+                                    "PoCL's CPU target, clmace's driver check).")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--check", action="store_true", help="run the driver check (canary) now on every device")
 
     p = add("compile", cmd_compile, "Build a model's OpenCL programs on a device and save the compiled-program file.")
     p.add_argument("model", help=".onnx or converted-model file")

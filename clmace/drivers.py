@@ -27,3 +27,18 @@ def nvidia_opencl_installed() -> bool:
             return NVIDIA_LIB.encode() in f.read()
     except OSError:
         return False
+
+
+# Device pointer -> the LLVM CPU name a PoCL device compiles for, as clmace set it (runtime.opencl.pocl_target).
+# A process-wide fact like the patched device itself; the store reads it into the device fingerprint.
+_COMPILE_TARGETS: dict[int, str] = {}
+
+
+def set_compile_target(device_ptr: int, name: str) -> None:
+    """Record the CPU target a PoCL device now compiles for."""
+    _COMPILE_TARGETS[device_ptr] = name
+
+
+def compile_target(device_ptr: int) -> str:
+    """The CPU target recorded for a device ('' for devices clmace did not set one for)."""
+    return _COMPILE_TARGETS.get(device_ptr, "")

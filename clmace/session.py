@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from clmace.errors import ModelError
+from clmace.errors import DeviceError, ModelError
 from clmace.frontend import modelfile
 from clmace.ir import Dim, Graph
 from clmace.runtime.numpy_rt import NumpyRuntime
@@ -65,9 +66,10 @@ class InferenceSession:
     def __init__(self, model: ModelSource | Graph, device: str | None = None,
                  providers: Sequence[Any] | None = None, sess_options: Any = None, *,
                  input_shapes: Mapping[str, Sequence[int]] | None = None, precision: str = "fp32",
-                 strict: bool = False, **options: Any) -> None:
+                 strict: bool = False, allow_cpu_fallback: bool = False, **options: Any) -> None:
         self.device = device or _device_from_providers(providers) or os.environ.get("CLMACE_DEVICE", "cpu")
         self.precision, self.strict = precision, strict
+        self.allow_cpu_fallback = allow_cpu_fallback
         self.options = options
         # The store must exist before OpenCL is first touched: it may point PoCL's kernel cache elsewhere.
         self.program_store = self._make_store(self.options) if self.device != "cpu" else None
@@ -226,8 +228,15 @@ class InferenceSession:
 
         if not self.device.startswith(("opencl", "gpu")):
             raise ModelError(f"unknown device {self.device!r}; expected 'cpu', 'opencl', 'gpu' or 'opencl:N'")
-        runtime = OpenCLRuntime(graph, self.device, precision=self.precision, strict=self.strict,
-                                program_store=self.program_store, **self.options)
+        try:
+            runtime = OpenCLRuntime(graph, self.device, precision=self.precision, strict=self.strict,
+                                    program_store=self.program_store, **self.options)
+        except DeviceError as exc:
+            if not self.allow_cpu_fallback:
+                raise
+            warnings.warn(f"OpenCL device {self.device!r} cannot run this model ({exc}); running it on the CPU "
+                          "runtime instead (allow_cpu_fallback=True)", stacklevel=3)
+            return NumpyRuntime(graph)
         if self.program_store is not None and self.program_store.status()["unsaved"]:
             # Drivers finish compiling at the first launch (PoCL: per work-group size), so run once before
             # saving: the file then holds everything a warm start needs.

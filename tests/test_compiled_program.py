@@ -15,18 +15,13 @@ import clmace
 from clmace.cli import main
 from clmace.store import read_file
 from tests.onnx_build import make_model
+from tests.opencl_probe import require_device
 
-pytest.importorskip("pyopencl")
 rng = np.random.default_rng(5)
 
 
 def _opencl_or_skip() -> None:
-    try:
-        from clmace.runtime.opencl.device import select_device
-
-        select_device("opencl")
-    except Exception as exc:  # no platform, or a driver that cannot compile
-        pytest.skip(f"no usable OpenCL device: {exc}")
+    require_device()
 
 
 @pytest.fixture()

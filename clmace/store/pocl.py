@@ -212,23 +212,3 @@ def restore(blobs: dict[str, bytes], root: str | None = None) -> int:
         except OSError as e:
             log.info("PoCL cache file %s not restored: %s", dest, e.strerror)
     return written
-
-
-def usable_device() -> object | None:
-    """The first PoCL device that compiles a trivial kernel, or None (some PoCL builds cannot; see docs)."""
-    import pyopencl as cl
-
-    from clmace.runtime.opencl.device import fix_pocl_cpu
-
-    for platform in cl.get_platforms():
-        if platform.name != PLATFORM_NAME:
-            continue
-        for device in platform.get_devices():
-            fix_pocl_cpu(device)  # PoCL 3.0 on CPUs its LLVM does not know needs a CPU name first
-            try:
-                ctx = cl.Context([device])
-                cl.Program(ctx, "__kernel void k(__global float *a) { a[0] = 1.0f; }").build()
-                return device
-            except Exception as e:  # e.g. PoCL 3.0's "unknown target CPU 'generic'" on CPUs LLVM 14 lacks
-                log.debug("PoCL device %s cannot compile: %s", device.name, str(e).strip()[:200])
-    return None

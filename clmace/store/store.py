@@ -6,12 +6,13 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import platformdirs
 
+from clmace.drivers import compile_target
 from clmace.errors import ProgramFileError
 from clmace.store import nvidia, pocl
 from clmace.store.fingerprint import DeviceFingerprint
@@ -94,7 +95,7 @@ class ProgramStore:
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._removed: dict[str, set[str]] = {}
         self._tuned: dict[str, Section] = {}
-        self._fingerprints: dict[int, DeviceFingerprint] = {}
+        self._fingerprints: dict[tuple[int, str], DeviceFingerprint] = {}
         self._seen_sections: set[tuple[str, str, str]] = set()
 
     # ------------------------------------------------------------ loading
@@ -152,10 +153,10 @@ class ProgramStore:
 
     def fingerprint(self, device: Any) -> DeviceFingerprint:
         """The fingerprint of a pyopencl.Device (cached per device)."""
-        ptr = int(device.int_ptr)
-        if ptr not in self._fingerprints:
-            self._fingerprints[ptr] = DeviceFingerprint.from_cl_device(device)
-        return self._fingerprints[ptr]
+        key = (int(device.int_ptr), compile_target(int(device.int_ptr)))  # the target may change once checked
+        if key not in self._fingerprints:
+            self._fingerprints[key] = DeviceFingerprint.from_cl_device(device)
+        return self._fingerprints[key]
 
     def _sections(self, fp: DeviceFingerprint) -> list[tuple[str, Section]]:
         """Sections for this device, file by file; explains once why near-miss sections are skipped."""
@@ -196,8 +197,10 @@ class ProgramStore:
 
     # ------------------------------------------------------------ building
 
-    def build(self, context: Any, device: Any, name: str, source: str, options: list[str]) -> Any:
-        """A built pyopencl.Program for `device`: from the stored binary if it fits, else from source."""
+    def build(self, context: Any, device: Any, name: str, source: str, options: list[str],
+              before_compile: Callable[[], None] | None = None) -> Any:
+        """A built pyopencl.Program for `device`: from the stored binary if it fits, else from source
+        (calling before_compile first: the runtime's driver check, which may change the device's target)."""
         import pyopencl as cl
 
         options = list(options)
@@ -224,6 +227,9 @@ class ProgramStore:
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 with self._lock:
                     self._reject(f"binary of {name!r} refused by the driver ({first}); building from source")
+        if before_compile is not None:
+            before_compile()
+            fp = self.fingerprint(device)
         program = cl.Program(context, source).build(options=options, devices=[device])
         with self._lock:
             self.misses += 1

@@ -37,13 +37,9 @@ def fuzz_tool() -> ModuleType:
 
 @pytest.fixture(scope="session")
 def device():
-    pytest.importorskip("pyopencl")
-    from clmace.store.pocl import usable_device
+    from tests.opencl_probe import require_device
 
-    dev = usable_device()
-    if dev is None:
-        pytest.skip("no PoCL device here can compile OpenCL C")
-    return dev
+    return require_device("pocl")
 
 
 @pytest.fixture()

@@ -18,9 +18,9 @@ def _worker(path: str, barrier, results) -> None:
     try:
         import pyopencl as cl
 
-        from clmace.store.pocl import usable_device
+        from tests.opencl_probe import require_device
 
-        device = usable_device()
+        device = require_device("pocl")
         ctx = cl.Context([device])
         store = ProgramStore(path=path, engine_version_=ENGINE, manage_pocl_cache=False)
         barrier.wait(timeout=120)  # everyone has a device: now all hit the missing file together

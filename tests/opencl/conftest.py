@@ -1,4 +1,4 @@
-"""Fixtures for the OpenCL runtime tests: skip without a device, compare against the NumPy runtime."""
+"""Fixtures for the OpenCL runtime tests: a device or a reasoned skip/failure, comparison with NumPy."""
 
 from __future__ import annotations
 
@@ -8,28 +8,14 @@ import numpy as np
 import pytest
 
 from clmace import InferenceSession
+from tests.opencl_probe import require_device
 
 
-def _has_device() -> bool:
-    try:
-        from clmace.runtime.opencl.device import list_devices
-
-        return bool(list_devices())
-    except Exception:  # noqa: BLE001 - no driver, no loader: the whole folder is skipped
-        return False
-
-
-HAS_DEVICE = _has_device()
-
-
-def pytest_collection_modifyitems(items) -> None:
-    """Skip every OpenCL test when no OpenCL device is present."""
-    if HAS_DEVICE:
-        return
-    skip = pytest.mark.skip(reason="no OpenCL device")
-    for item in items:
-        if "tests/opencl" in str(item.fspath).replace("\\", "/"):
-            item.add_marker(skip)
+@pytest.fixture(autouse=True)
+def _opencl_device() -> None:
+    """Every test here needs an OpenCL device: without one it skips with the reason (fails under
+    CLMACE_REQUIRE_OPENCL=1)."""
+    require_device()
 
 
 def random_feeds(session: InferenceSession, seed: int = 0) -> dict[str, np.ndarray]:

@@ -2,8 +2,9 @@
 
 Up to PER_OP cases per op type (sorted by name, so the sample is fixed), minus those excluded in the cpu
 suite (tests/test_onnx_node_suite.py) and those whose output shapes depend on input values: a static
-OpenCL plan is made for shapes known before the first run. Host fallback for an unsupported variant of a
-kernel-backed op (e.g. Resize in linear mode) is allowed; the tally reports how many cases used it.
+OpenCL plan is made for shapes known before the first run. A case in which a node ran on the host (an
+unsupported variant of a kernel-backed op, e.g. Resize in linear mode) is checked all the same, but it is not
+an OpenCL pass: it is skipped with the host nodes named, and the tally counts it on its own.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def _sample() -> list:
 SAMPLE = _sample()
 
 
-def _array(value) -> np.ndarray:
+def case_array(value) -> np.ndarray:
     return numpy_helper.to_array(value) if isinstance(value, onnx.TensorProto) else np.asarray(value)
 
 
@@ -76,24 +77,28 @@ def test_node_case_opencl(case) -> None:
         session = clmace.InferenceSession(case.model, device="opencl")
         names = [arg.name for arg in session.get_inputs()]
         for inputs, outputs in case.data_sets:
-            got = session.run(None, dict(zip(names, (_array(v) for v in inputs), strict=True)))
+            got = session.run(None, dict(zip(names, (case_array(v) for v in inputs), strict=True)))
             for out, value, want in zip(case.model.graph.output, got, outputs, strict=True):
-                want = _array(want)
+                want = case_array(want)
                 assert value.shape == want.shape, f"{out.name}: shape {value.shape} != {want.shape}"
                 assert value.dtype == want.dtype, f"{out.name}: dtype {value.dtype} != {want.dtype}"
                 np.testing.assert_allclose(value, want, rtol=case.rtol, atol=case.atol, err_msg=out.name)
-    host = any("run on the host" in str(w.message) for w in caught)
-    OUTCOMES[case.name] = "passed (host fallback)" if host else "passed"
+    host = [str(w.message) for w in caught if "run on the host" in str(w.message)]
+    if host:
+        OUTCOMES[case.name] = "host fallback"
+        pytest.skip(f"correct, but not an OpenCL pass: {host[0]}")
+    OUTCOMES[case.name] = "passed"
 
 
 def test_node_suite_opencl_pass_rate(record_property) -> None:
     """Tally the sample; at least PASS_BAR of it passes."""
     if not OUTCOMES:
         pytest.skip("no OpenCL node-suite case ran")
-    passed = sum(v.startswith("passed") for v in OUTCOMES.values())
-    fallback = sum(v == "passed (host fallback)" for v in OUTCOMES.values())
-    line = (f"ONNX node suite on OpenCL: {passed} passed ({fallback} with a host fallback node), "
-            f"{len(OUTCOMES) - passed} failed of {len(OUTCOMES)} sampled cases")
+    passed = sum(v == "passed" for v in OUTCOMES.values())
+    fallback = sum(v == "host fallback" for v in OUTCOMES.values())
+    failed = len(OUTCOMES) - passed - fallback
+    line = (f"ONNX node suite on OpenCL: {passed} OpenCL passes, {fallback} host-fallback runs (correct, not "
+            f"counted as passes), {failed} failed of {len(OUTCOMES)} sampled cases")
     record_property("node_suite_summary", line)
     print(line)
     assert passed / len(OUTCOMES) >= PASS_BAR, line

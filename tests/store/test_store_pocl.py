@@ -9,10 +9,9 @@ import struct
 import subprocess
 import sys
 
-import pytest
-
 from clmace.store import pocl
 from clmace.store.io import read_file
+from tests.opencl_probe import skip_or_fail
 
 HASH_DIR = "AB/CDEFGHIJKLMNOPABCDEFGHIJKLMNOPABCDE"
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -113,10 +112,11 @@ SRC = "".join(
     f"__kernel void k{i}(__global float *a) {{ int g = get_global_id(0); a[g] = a[g] * {i}.0f + 1.0f; }}\n"
     for i in range(3))
 store = ProgramStore(path=sys.argv[1], engine_version_="pocl-test")
-dev = pocl.usable_device()
-if dev is None:
-    print(json.dumps({"skip": True}))
+from tests.opencl_probe import unavailable_reason, require_device
+if unavailable_reason("pocl"):
+    print(json.dumps({"skip": unavailable_reason("pocl")}))
     sys.exit(0)
+dev = require_device("pocl")
 ctx = cl.Context([dev])
 queue = cl.CommandQueue(ctx)
 root = pocl.cache_root()
@@ -154,7 +154,7 @@ def test_restored_driver_blobs_spare_pocl_its_first_launch_compile(tmp_path) -> 
     path = str(tmp_path / "p.clmace")
     first = _child(path, 64, str(tmp_path / "c1"))
     if first.get("skip"):
-        pytest.skip("no PoCL device here can compile OpenCL C")
+        skip_or_fail(first["skip"])
     assert (first["hits"], first["misses"], first["managed"]) == (0, 1, True)
     # A later process launches a local size the binary has no code for: PoCL compiles it, we capture it.
     second = _child(path, 32, str(tmp_path / "c2"))

@@ -8,15 +8,14 @@ import os
 import time
 
 import numpy as np
+import pyopencl as cl
 import pytest
 
-from clmace.runtime.opencl.device import fix_pocl_cpu
 from clmace.store import ProgramStore
 from clmace.store.fingerprint import DeviceFingerprint
 from clmace.store.format import ProgramEntry, ProgramFile, Section, entry_key, source_hash
 from clmace.store.io import read_file, write_file
-
-cl = pytest.importorskip("pyopencl")
+from tests.opencl_probe import require_device
 
 SOURCES = {
     f"scale{k}": f"__kernel void scale{k}(__global float *a) {{ int i = get_global_id(0); a[i] = a[i] * {k}.0f; }}"
@@ -26,28 +25,14 @@ OPTIONS = ["-DUNUSED=1"]
 ENGINE = "test-1"
 
 
-def _usable_device():
-    """The first device (PoCL first, or $CLMACE_TEST_PLATFORM's) that compiles a trivial kernel."""
-    wanted = os.environ.get("CLMACE_TEST_PLATFORM", "Portable Computing Language")
-    platforms = sorted(cl.get_platforms(), key=lambda p: wanted not in p.name)
-    for platform in platforms:
-        for device in platform.get_devices():
-            fix_pocl_cpu(device)
-            try:
-                cl.Program(cl.Context([device]), "__kernel void k(__global int *a) { a[0] = 1; }").build()
-                return device
-            except Exception:
-                continue
-    return None
-
-
 @pytest.fixture(scope="module")
 def device():
-    dev = _usable_device()
-    if dev is None:
-        pytest.skip("no OpenCL device here can compile OpenCL C (PoCL 3.0-rc2 from the pyopencl wheel fails "
-                    "with \"unknown target CPU 'generic'\" on CPUs its LLVM 14 does not know)")
-    return dev
+    """The first PoCL device, or the first of $CLMACE_TEST_PLATFORM's, that passes clmace's driver check."""
+    from clmace.runtime.opencl.device import list_devices
+
+    wanted = os.environ.get("CLMACE_TEST_PLATFORM")
+    index = next((d.index for d in list_devices() if wanted and wanted in d.platform), None)
+    return require_device("pocl" if index is None else f"opencl:{index}")
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""Fixtures for the tuner tests: skip without an OpenCL device; a tiny CNN touching every tunable family."""
+"""Fixtures for the tuner tests: an OpenCL device (or a reasoned skip); a tiny CNN touching every tunable family."""
 
 from __future__ import annotations
 
@@ -6,17 +6,15 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from tests.opencl.conftest import HAS_DEVICE, make_model
+from tests.opencl.conftest import make_model
+from tests.opencl_probe import require_device
 
 
-def pytest_collection_modifyitems(items) -> None:
-    """Skip every tuner test when no OpenCL device is present."""
-    if HAS_DEVICE:
-        return
-    skip = pytest.mark.skip(reason="no OpenCL device")
-    for item in items:
-        if "tests/tuner" in str(item.fspath).replace("\\", "/"):
-            item.add_marker(skip)
+@pytest.fixture(autouse=True)
+def _opencl_device() -> None:
+    """Every tuner test needs an OpenCL device: a reasoned skip without one (a failure under
+    CLMACE_REQUIRE_OPENCL=1)."""
+    require_device()
 
 
 def tiny_cnn(seed: int = 0, c: int = 8, size: int = 16):

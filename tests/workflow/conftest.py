@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import io
 from pathlib import Path
 
@@ -14,6 +13,7 @@ import pytest
 from onnx import helper
 
 from tests.onnx_build import make_model
+from tests.opencl_probe import require_device
 
 # Value names in the tiny model, in topological order; Conv outputs vanish when a Relu is fused into them.
 LAYER_OUTPUTS = ["r1", "r2", "pool", "flat", "logits"]
@@ -48,24 +48,12 @@ def models(tmp_path_factory) -> dict[str, Path]:
     return paths
 
 
-@functools.lru_cache(maxsize=1)
-def opencl_works() -> bool:
-    """True when the OpenCL runtime exists and runs the tiny model."""
-    try:
-        from clmace.session import InferenceSession
-
-        sess = InferenceSession(tiny_cnn().SerializeToString(), device="opencl")
-        sess.run(None, {"x": np.zeros((1, 3, 16, 16), np.float32)})
-        return True
-    except Exception:  # noqa: BLE001 - any failure means: not available in this build
-        return False
-
-
 @pytest.fixture(params=["cpu", "opencl"])
 def device(request) -> str:
-    """Each device the workflow should work on; opencl only when its runtime works here."""
-    if request.param == "opencl" and not opencl_works():
-        pytest.skip("the OpenCL runtime is not available in this build")
+    """Each device the workflow should work on; opencl needs a usable device (a reasoned skip without one,
+    a failure under CLMACE_REQUIRE_OPENCL=1)."""
+    if request.param == "opencl":
+        require_device()
     return request.param
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -12,25 +10,9 @@ from typing import Any
 from clmace import drivers
 from clmace.drivers import NVIDIA_LIB
 from clmace.errors import DeviceError
+from clmace.runtime.opencl import health, pocl_target
 
 log = logging.getLogger("clmace.opencl")
-
-POCL_PLATFORM = "Portable Computing Language"
-# PoCL 3.0 (pyopencl's wheel) stores the LLVM CPU name as a char* at this offset of its cl_device_id;
-# only written after the old value reads back as "generic", so another layout is left untouched.
-_POCL_LLVM_CPU_OFFSET = 0x280
-# LLVM 14 CPU names, best first, with the /proc/cpuinfo flags each needs (measured: icelake-server is
-# the fastest on Zen 5 of those that compile).
-_AVX512 = {"avx512f", "avx512cd", "avx512bw", "avx512dq", "avx512vl", "fma", "bmi2", "movbe", "f16c"}
-_CPU_LEVELS = (
-    ("icelake-server", _AVX512 | {"avx512ifma", "avx512vbmi", "avx512_vnni", "avx512_vbmi2", "gfni", "vaes",
-                                  "vpclmulqdq", "avx512_bitalg", "avx512_vpopcntdq", "clwb"}),
-    ("skylake-avx512", _AVX512),
-    ("haswell", {"avx2", "fma", "bmi2", "movbe", "f16c"}),
-    ("corei7-avx", {"avx", "sse4_2", "popcnt"}),
-    ("nehalem", {"sse4_2", "popcnt"}),
-)
-
 
 @dataclass(frozen=True)
 class DeviceInfo:
@@ -46,12 +28,15 @@ class DeviceInfo:
     compute_units: int
     global_memory: int
     fp16: bool
+    compile_target: str = ""  # the LLVM CPU PoCL compiles for (PoCL only)
+    driver_check: str = "not run yet"  # clmace's canary verdict: "passed", "failed: ..." or "not run yet"
 
     def describe(self) -> str:
-        """One line: index, type, name, platform and the key capabilities."""
+        """Two lines: index, type, name, platform and key capabilities; then target and driver check."""
+        target = f"compiles for {self.compile_target}; " if self.compile_target else ""
         return (f"opencl:{self.index} {self.type} {self.name!r} on {self.platform!r} (driver {self.driver_version}, "
                 f"{self.opencl_c_version}, {self.compute_units} CUs, {self.global_memory >> 20} MiB"
-                f"{', fp16' if self.fp16 else ''})")
+                f"{', fp16' if self.fp16 else ''})\n    {target}driver check: {self.driver_check}")
 
 
 def _type_name(device: Any) -> str:
@@ -72,54 +57,14 @@ def _nvidia_hint() -> str:
             f"~/.clmace-icd/nvidia.icd && export OCL_ICD_VENDORS=~/.clmace-icd")
 
 
-def _host_llvm_cpu() -> str:
-    """An LLVM 14 CPU name whose features this CPU has and which matches PoCL's kernel-library variant.
-
-    PoCL links the builtins built for the host's widest vector ISA (its avx512 library on any AVX-512 CPU),
-    so the name must enable that ISA: a mismatch fails in codegen. Generic levels (x86-64-v4) compile but
-    run ~6x slower here (measured), so named CPUs are used.
-    """
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
-            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
-    except OSError:
-        flags = []
-    have = set(flags)
-    for name, needs in _CPU_LEVELS:
-        if needs <= have:
-            return name
-    return "x86-64"
-
-
-def fix_pocl_cpu(device: Any) -> bool:
-    """Give PoCL 3.0 a CPU name its LLVM 14 accepts when it detected 'generic' (new CPUs, e.g. Zen 5).
-
-    Without this every build fails with "unknown target CPU 'generic'". CLMACE_POCL_CPU overrides the
-    chosen name. Returns True when the device was patched (now or earlier).
-    """
-    try:
-        if device.platform.name != POCL_PLATFORM or not device.version.rstrip().endswith("-generic"):
-            return False
-    except Exception:  # noqa: BLE001 - an odd device just is not patched
-        return False
-    slot = ctypes.c_void_p.from_address(device.int_ptr + _POCL_LLVM_CPU_OFFSET)
-    if not slot.value:
-        return False
-    current = ctypes.string_at(slot.value, 16).split(b"\0")[0]
-    if current != b"generic":
-        return current.startswith(b"x86-64") or bool(os.environ.get("CLMACE_POCL_CPU"))
-    name = (os.environ.get("CLMACE_POCL_CPU") or _host_llvm_cpu()).encode()
-    libc = ctypes.CDLL(None)
-    libc.malloc.restype = ctypes.c_void_p
-    libc.malloc.argtypes = [ctypes.c_size_t]
-    buf = libc.malloc(len(name) + 1)  # PoCL frees this string at shutdown: it must come from malloc
-    ctypes.memmove(buf, name + b"\0", len(name) + 1)
-    slot.value = buf
-    log.info("PoCL did not recognise this CPU; compiling kernels for %s", name.decode())
-    return True
+def apply_target(device: Any) -> None:
+    """Give a PoCL device the LLVM CPU target clmace chose for this host (other devices: nothing to do)."""
+    if pocl_target.is_pocl(device) and pocl_target.state(device) is None:
+        pocl_target.apply(device, health.initial_target(device))
 
 
 _DEVICES: list[Any] | None = None
+_EMPTY_PLATFORMS: list[str] = []  # platforms that listed no device, with the driver's answer
 _DEVICES_LOCK = threading.Lock()
 
 
@@ -152,6 +97,7 @@ def _prefetch() -> None:
 def _enumerate_devices() -> list[Any]:
     import pyopencl as cl
 
+    health.prepare()  # before the driver starts: PoCL reads its variables once
     try:
         platforms = cl.get_platforms()
     except cl.Error as exc:  # the ICD loader raises when it finds no platform at all
@@ -160,11 +106,17 @@ def _enumerate_devices() -> list[Any]:
     devices = []
     for platform in platforms:
         try:
-            devices.extend(platform.get_devices())
+            found = platform.get_devices()
         except cl.Error as exc:
-            log.debug("platform %s lists no devices: %s", platform.name, exc)
+            found, why = [], str(exc)
+        else:
+            why = "no devices"
+        if not found:
+            log.debug("platform %s lists no devices: %s", platform.name, why)
+            _EMPTY_PLATFORMS.append(f"{platform.name.strip()} {platform.version.strip()[:30]!r}: {why}")
+        devices.extend(found)
     for device in devices:
-        fix_pocl_cpu(device)
+        apply_target(device)
     return devices
 
 
@@ -175,6 +127,7 @@ def describe(index: int, device: Any) -> DeviceInfo:
         platform=device.platform.name.strip(), driver_version=device.driver_version.strip(),
         opencl_c_version=device.opencl_c_version.strip(), compute_units=int(device.max_compute_units),
         global_memory=int(device.global_mem_size), fp16="cl_khr_fp16" in device.extensions.split(),
+        compile_target=st.target if (st := pocl_target.state(device)) else "", driver_check=health.describe(device),
     )
 
 
@@ -194,6 +147,9 @@ def select_device(spec: str) -> Any:
     if not devices:
         if drivers.nvidia_opencl_installed():
             raise DeviceError(f"no OpenCL platform found; {_nvidia_hint()}")
+        if _EMPTY_PLATFORMS:
+            raise DeviceError("no OpenCL device: the platforms found list none (" + "; ".join(_EMPTY_PLATFORMS)
+                              + "); check the driver's settings, e.g. POCL_DEVICES for PoCL")
         raise DeviceError("no OpenCL platform found: install a driver (e.g. pip install pocl-binary-distribution "
                           "for the CPU) or point OCL_ICD_VENDORS at a directory of .icd files")
     kind, _, index = spec.partition(":")

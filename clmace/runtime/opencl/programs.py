@@ -17,11 +17,11 @@ BASE_OPTIONS = ("-cl-mad-enable",)
 
 
 @cache
-def kernel_source(file: str) -> str:
-    """The full source of one kernel file, with the common header in front."""
+def kernel_source(file: str, common: bool = True) -> str:
+    """The full source of one kernel file, with the common header in front unless common=False."""
     folder = resources.files("clmace.runtime.opencl") / "kernels"
-    common = (folder / COMMON).read_text(encoding="utf-8")
-    return common + "\n" + (folder / file).read_text(encoding="utf-8")
+    head = (folder / COMMON).read_text(encoding="utf-8") + "\n" if common else ""
+    return head + (folder / file).read_text(encoding="utf-8")
 
 
 def define_options(defines: dict[str, Any]) -> list[str]:
@@ -111,10 +111,18 @@ def describe_key(key: tuple[str, tuple[str, ...]]) -> str:
 
 def build_program(context: Any, device: Any, name: str, source: str, options: list[str],
                   program_store: Any = None) -> Any:
-    """Build one program: through program_store.build when a store is given, else from source."""
+    """Build one program: through program_store.build when a store is given, else from source.
+
+    Before the first compile from source on a device, health.ensure_compilable proves (in a child process)
+    that its driver survives our kernels; a build from a stored binary needs no such check.
+    """
+    from clmace.runtime.opencl.health import ensure_compilable
+
     if program_store is not None:
-        return program_store.build(context, device, name, source, list(options))
+        return program_store.build(context, device, name, source, list(options),
+                                   before_compile=lambda: ensure_compilable(device))
     import pyopencl as cl
 
+    ensure_compilable(device)
     log.debug("building %s %s", name, " ".join(options))
     return cl.Program(context, source).build(options=list(options), devices=[device])
