@@ -124,6 +124,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _present_fingerprints() -> list:
+    """Fingerprints of every OpenCL device here, with the compile target clmace gives PoCL."""
+    from clmace.runtime.opencl.device import list_devices, select_device
+    from clmace.store.fingerprint import DeviceFingerprint
+
+    return [DeviceFingerprint.from_cl_device(select_device(f"opencl:{d.index}")) for d in list_devices()]
+
+
 def cmd_devices(args: argparse.Namespace) -> int:
     """List every OpenCL platform and device."""
     from clmace.errors import DeviceError
@@ -201,7 +209,7 @@ def cmd_cache(args: argparse.Namespace) -> int:
         pocl = info["pocl_cache"]
         print(f"  PoCL kernel cache ({pocl['path']}): {pocl['files']} files, {pocl['size']:,} bytes")
     elif args.action == "prune":
-        removed = cache.prune(cache.present_fingerprints())
+        removed = cache.prune(_present_fingerprints())
         print("\n".join(removed) if removed else "nothing to prune")
     else:
         print(f"cleared {cache.clear():,} bytes")

@@ -89,14 +89,3 @@ def clear(cache_dir: str | None = None) -> int:
             freed += _dir_size(path)[1]
             shutil.rmtree(path)
     return freed
-
-
-def present_fingerprints() -> list[DeviceFingerprint]:
-    """Fingerprints of every OpenCL device on this machine (none when OpenCL is unavailable)."""
-    import pyopencl as cl
-
-    try:
-        platforms = cl.get_platforms()
-    except cl.Error:
-        return []
-    return [DeviceFingerprint.from_cl_device(d) for p in platforms for d in p.get_devices()]

@@ -87,11 +87,27 @@ def _attention_block() -> object:
     return make_model(nodes, [("x", [1, 8, d])], ["y"], inits)
 
 
+def _cast_fan() -> object:
+    """float -> every integer type, bool and float16, and back, summed (every cast.cl type pair with float)."""
+    from onnx import TensorProto
+
+    types = [TensorProto.INT8, TensorProto.UINT8, TensorProto.INT16, TensorProto.UINT16, TensorProto.INT32,
+             TensorProto.UINT32, TensorProto.INT64, TensorProto.UINT64, TensorProto.BOOL, TensorProto.FLOAT16]
+    nodes, total = [], "x"
+    for i, to in enumerate(types):
+        nodes += [helper.make_node("Cast", ["x"], [f"c{i}"], to=to),
+                  helper.make_node("Cast", [f"c{i}"], [f"f{i}"], to=TensorProto.FLOAT),
+                  helper.make_node("Add", [total, f"f{i}"], [f"s{i}"])]
+        total = f"s{i}"
+    nodes.append(helper.make_node("Identity", [total], ["y"]))
+    return make_model(nodes, [("x", [4, 8])], ["y"])
+
+
 def _corpus() -> list[tuple[str, object, list | None]]:
     """(name, model, inputs or None for random ones): the node cases run on their own test data."""
     models: list[tuple[str, object, list | None]] = [(f"conv-{act}", _conv_block(act, i), None)
                                                      for i, act in enumerate(ACTIVATIONS)]
-    models.append(("attention", _attention_block(), None))
+    models += [("attention", _attention_block(), None), ("casts", _cast_fan(), None)]
     return models + [(case.name, case.model, [case_array(v) for v in case.data_sets[0][0]]) for case in SAMPLE]
 
 
@@ -117,7 +133,7 @@ def _exercise(model: object, precision: str, inputs: list | None) -> set[str]:
                 runtime.queue.finish()
     feeds = random_feeds(sess) if inputs is None else dict(zip([a.name for a in sess.get_inputs()], inputs))
     sess.run(None, feeds)
-    return set(runtime.programs())
+    return set(runtime.builder.keys())  # every program built, the tuner variants' too
 
 
 @pytest.fixture(scope="module", autouse=True)
