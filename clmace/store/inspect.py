@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import fields
 
 from clmace.errors import ProgramFileError
-from clmace.store import mace
+from clmace.store import mace, trust
 from clmace.store.fingerprint import DeviceFingerprint
 from clmace.store.format import MAGIC, ProgramFile, parse
 
@@ -79,7 +79,23 @@ def inspect_path(path: str, trusted_keys: Sequence[str | os.PathLike] | None = N
         info = inspect_bytes(data, trusted_keys)
     except ProgramFileError as e:
         raise ProgramFileError(f"{path}: {e}") from None
+    if info.get("format") == "clmace":
+        keys_set = bool(trusted_keys or os.environ.get("CLMACE_TRUSTED_KEYS"))
+        info["trust"] = trust_verdict(path, info["signature"], keys_set)
     return {"path": path, "size": len(data), **info}
+
+
+def trust_verdict(path: str, signature: dict, keys_set: bool) -> dict:
+    """Whether a session of the current user would load this file's programs, and why (store/trust.py)."""
+    if signature["state"] == "valid":
+        return {"trusted": True, "text": f"trusted: signed by trusted key {signature['key_id']}"}
+    if keys_set:
+        return {"trusted": False, "text": f"not trusted: trusted keys are set and the file is {signature['text']}"}
+    problem = trust.path_problem(path)
+    if problem:
+        return {"trusted": False, "text": f"not trusted: {problem} (sign it, or move it to a directory only you can "
+                                          "write)"}
+    return {"trusted": True, "text": "trusted: only you or root can have written it"}
 
 
 def _ok(flag: bool | None) -> str:
@@ -96,6 +112,8 @@ def _render_clmace(info: dict, verbose: bool) -> list[str]:
         f"checksums:      file crc32 {_ok(info['file_crc_ok'])}, entries {_ok(info['entries_crc_ok'])}",
         f"signature:      {info['signature']['text']}",
     ]
+    if "trust" in info:
+        lines.append(f"trust:          {info['trust']['text']} (for uid {os.getuid()})")
     for sec in info["sections"]:
         fp = sec["fingerprint"]
         lines += ["", f"device:         {fp['device_name']} ({fp['device_vendor']})",

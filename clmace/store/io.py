@@ -10,6 +10,7 @@ from typing import Any
 
 from clmace.atomic import atomic_write_bytes
 from clmace.errors import ProgramFileError
+from clmace.store import trust
 from clmace.store.format import FLAG_SIGNED, MAGIC, ProgramFile, Section, dumps, loads
 
 log = logging.getLogger("clmace.store")
@@ -18,7 +19,14 @@ LOCK_TIMEOUT_S = 10.0  # a writer stuck longer than this costs us one save, not 
 
 
 class UntrustedFileError(ProgramFileError):
-    """A valid file refused because trusted keys are set and no trusted key signed its contents."""
+    """A valid file refused as possibly foreign code: trusted keys are set and none signed it, or (no keys set)
+    someone other than you or root could have written it (store/trust.py)."""
+
+
+def untrusted_reason(path: str, problem: str) -> str:
+    """The refusal message for a file others could have written."""
+    return (f"{path}: not trusted: {problem}; sign it (clmace compile --sign-key, and trusted_keys= here) or move "
+            "it to a directory only you can write")
 
 
 def _read_bytes(path: str) -> bytes:
@@ -45,9 +53,29 @@ def _decode(path: str, data: bytes, trusted_keys: Sequence[Any] | None) -> Progr
     return pf
 
 
-def read_file(path: str, trusted_keys: Sequence[Any] | None = None) -> ProgramFile:
-    """Read and validate a file: FileNotFoundError if absent, ProgramFileError if bad or not signed by a trusted key."""
-    return _decode(path, _read_bytes(path), trusted_keys)
+def _read_checked(path: str) -> tuple[bytes, str | None]:
+    """The file's bytes and why others could have written it (None: only you or root could)."""
+    try:
+        return trust.read_trusted(path)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise ProgramFileError(f"{path}: cannot read ({e.strerror or e})") from e
+
+
+def read_file(path: str, trusted_keys: Sequence[Any] | None = None, check_trust: bool = True) -> ProgramFile:
+    """Read and validate a file: FileNotFoundError if absent, ProgramFileError if bad, UntrustedFileError when
+    trusted keys are set and none signed it, or when no keys are set and others could have written it.
+
+    check_trust=False reads any file (to inspect it, never to load its programs).
+    """
+    if not check_trust:
+        return _decode(path, _read_bytes(path), None)
+    data, problem = _read_checked(path)
+    pf = _decode(path, data, trusted_keys)
+    if trusted_keys is None and problem:
+        raise UntrustedFileError(untrusted_reason(path, problem))
+    return pf
 
 
 def is_signed(data: bytes) -> bool:
@@ -135,16 +163,25 @@ def write_file(path: str, pf: ProgramFile, removed: Mapping[str, set[str]] | Non
 
     timeout = LOCK_TIMEOUT_S if timeout is None else timeout
     try:
-        os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)  # private: see trust.py
+        early = trust.path_problem(path) if os.path.lexists(path) else \
+            trust.path_problem(os.path.dirname(os.path.abspath(path)), is_dir=True)
+        if early and signer is None:  # checked before the lock file too: nothing is created beside such a file
+            log.warning("compiled-program file not written: %s", untrusted_reason(path, early))
+            return False
         # The OS releases this lock when its holder dies (even by SIGKILL), so a crash never blocks writers.
         with filelock.FileLock(path + ".lock", timeout=timeout):
             try:
-                data: bytes | None = _read_bytes(path)
+                data, problem = _read_checked(path)
             except FileNotFoundError:
-                data = None
+                data, problem = None, trust.path_problem(os.path.dirname(os.path.abspath(path)), is_dir=True)
             except ProgramFileError as e:
                 log.info("replacing unreadable compiled-program file: %s", e)
-                data = None
+                data, problem = None, None
+            if problem and signer is None:
+                # Never write into, replace or delete a file (or directory) someone else could have written.
+                log.warning("compiled-program file not written: %s", untrusted_reason(path, problem))
+                return False
             if signer is None and data is not None and is_signed(data):
                 log.warning("compiled-program file not written: %s is signed and this process has no signing "
                             "key (an unsigned file never replaces a signed one)", path)

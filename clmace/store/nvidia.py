@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 
 from clmace import drivers
-from clmace.atomic import atomic_write_bytes
+from clmace.store import trust
 from clmace.store.format import check_blob_path
 
 log = logging.getLogger("clmace.store")
@@ -39,19 +39,54 @@ def configure_cache_dir(cache_dir: str) -> CudaCacheSetup:
     global _setup
     if _setup is not None:
         return _setup
-    user_set = os.environ.get("CUDA_CACHE_PATH") or os.environ.get("CUDA_CACHE_DISABLE") == "1"
-    if user_set or not drivers.nvidia_opencl_installed():
+    if os.environ.get("CUDA_CACHE_DISABLE") == "1" or not drivers.nvidia_opencl_installed():
         _setup = CudaCacheSetup(os.environ.get("CUDA_CACHE_PATH"), managed=False)
         return _setup
+    user = os.environ.get("CUDA_CACHE_PATH")
+    if user:
+        problem = trust.private_dir_problem(user)
+        if problem is None:
+            _setup = CudaCacheSetup(user, managed=False)
+            return _setup
+        log.warning("CUDA_CACHE_PATH=%s not used: %s; the driver loads the code it finds in its cache, so clmace "
+                    "gives it a private directory instead", user, problem)
     path = os.path.join(cache_dir, "cuda")
-    try:
-        os.makedirs(path, exist_ok=True)
-        os.environ["CUDA_CACHE_PATH"] = path
-        _setup = CudaCacheSetup(path, managed=True)
-    except OSError as e:
-        log.info("CUDA JIT cache left at its default: cannot create %s (%s)", path, e.strerror)
+    problem = trust.private_dir_problem(path)
+    if problem is not None:
+        log.warning("CUDA JIT cache not put in %s (%s): caching disabled for this process", path, problem)
+        os.environ["CUDA_CACHE_DISABLE"] = "1"
         _setup = CudaCacheSetup(None, managed=False)
+        return _setup
+    os.environ["CUDA_CACHE_PATH"] = path
+    _setup = CudaCacheSetup(path, managed=True)
     return _setup
+
+
+def proc_gpus() -> tuple[set[str], str]:
+    """GPU models and the kernel driver's version line, as /proc/driver/nvidia reports them (empty if absent)."""
+    import glob
+
+    models = set()
+    for info in glob.glob("/proc/driver/nvidia/gpus/*/information"):
+        try:
+            with open(info, encoding="utf-8", errors="replace") as f:
+                models |= {line.split(":", 1)[1].strip() for line in f if line.startswith("Model:")}
+        except OSError:
+            continue
+    try:
+        with open("/proc/driver/nvidia/version", encoding="utf-8", errors="replace") as f:
+            version = f.readline()
+    except OSError:
+        version = ""
+    return models, version
+
+
+def present(fingerprint: object) -> bool:
+    """True when a section's GPU and driver are on this machine (checked before OpenCL starts)."""
+    models, version = proc_gpus()
+    name = getattr(fingerprint, "device_name", "")
+    driver = getattr(fingerprint, "driver_version", "")
+    return bool(name in models and driver and driver in version)
 
 
 def is_nvidia(platform_name: str) -> bool:
@@ -85,18 +120,18 @@ def restore(blobs: dict[str, bytes]) -> int:
     """Write captured JIT-cache files that are missing from the managed directory; return how many."""
     if _setup is None or not _setup.managed or not _setup.path:
         return 0
+    problem = trust.private_dir_problem(_setup.path)
+    if problem:
+        log.warning("CUDA JIT cache not restored: %s", problem)
+        return 0
     written = 0
     for key, data in blobs.items():
         if not key.startswith(PREFIX) or check_blob_path(key[len(PREFIX):]) is not None:
             continue  # not ours, or a path that would leave the cache directory
-        dest = os.path.join(_setup.path, *key[len(PREFIX):].split("/"))
-        if os.path.exists(dest):
-            continue
         try:
-            # No fsync: the cache is scratch that this file restores again; an fsync per file cost 70 ms of
-            # a warm start on the H200 (44 files).
-            atomic_write_bytes(dest, data, durable=False)
-            written += 1
+            # No fsync: the cache is scratch that this file restores again (an fsync per file cost 70 ms of a
+            # warm start on the H200); no symlink on the way is followed.
+            written += trust.write_under(_setup.path, key[len(PREFIX):], data)
         except OSError as e:
-            log.info("CUDA JIT cache file %s not restored: %s", dest, e.strerror)
+            log.info("CUDA JIT cache file %s not restored: %s", key, e.strerror or e)
     return written

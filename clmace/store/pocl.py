@@ -18,9 +18,11 @@ import os
 import re
 import stat
 import struct
+import tempfile
+import time
 from dataclasses import dataclass
 
-from clmace.atomic import atomic_write_bytes
+from clmace.store import trust
 
 log = logging.getLogger("clmace.store")
 
@@ -44,28 +46,34 @@ class PoclCacheSetup:
 
 
 _setup: PoclCacheSetup | None = None
+_STARTED = time.time()  # files PoCL writes from now on are this process's own compiles
+_RESTORED: set[str] = set()  # cache files this process restored from trusted compiled-program files
 
 
 def configure_cache_dir(cache_dir: str) -> PoclCacheSetup:
-    """Point POCL_CACHE_DIR at a directory clmace manages unless the user set it; call before PoCL's first query."""
+    """Point POCL_CACHE_DIR at a private directory: the user's when it is private, else one clmace manages;
+    call before PoCL's first query."""
     global _setup
     if _setup is not None:
         return _setup
     user = os.environ.get("POCL_CACHE_DIR")
     if user:
-        _setup = PoclCacheSetup(user, managed=False)
+        problem = trust.private_dir_problem(user)
+        if problem is None:
+            _setup = PoclCacheSetup(user, managed=False)
+            return _setup
+        log.warning("POCL_CACHE_DIR=%s not used: %s; PoCL loads the code it finds in its cache, so clmace gives "
+                    "it a private directory instead", user, problem)
+    for path in (managed_dir(cache_dir), os.path.join(cache_dir, "pocl")):
+        problem = trust.private_dir_problem(path)
+        if problem is None:
+            break
+        log.info("PoCL kernel cache not put in %s: %s", path, problem)
     else:
-        path = managed_dir(cache_dir)
-        try:
-            if not path.startswith(os.path.abspath(cache_dir) + os.sep) and not _private_dir(path):
-                path = os.path.join(cache_dir, "pocl")  # a shared tmpfs dir someone else made: the disk, then
-            os.makedirs(path, exist_ok=True)
-            os.environ["POCL_CACHE_DIR"] = path
-            _setup = PoclCacheSetup(path, managed=True)
-        except OSError as e:
-            log.info("PoCL kernel cache left at its default: cannot create %s (%s)", path, e.strerror)
-            _setup = PoclCacheSetup(default_cache_root(), managed=False)
-    log.debug("PoCL kernel cache: %s (%s)", _setup.path, "clmace-managed" if _setup.managed else "user's")
+        path = tempfile.mkdtemp(prefix="clmace-pocl-")  # private by construction; gone with this machine's /tmp
+    os.environ["POCL_CACHE_DIR"] = path
+    _setup = PoclCacheSetup(path, managed=True)
+    log.debug("PoCL kernel cache: %s", path)
     return _setup
 
 
@@ -80,24 +88,8 @@ def managed_dir(cache_dir: str) -> str:
     if ram is None:
         return os.path.join(cache_dir, "pocl")
     digest = hashlib.sha256(os.path.abspath(cache_dir).encode()).hexdigest()[:16]
-    return os.path.join(ram, f"clmace-pocl-{os.getuid()}-{digest}")
-
-
-def _private_dir(path: str) -> bool:
-    """Create path (mode 0700) if missing; True only when it is a real directory of ours that no one else can
-    write. /dev/shm is shared by every user, and PoCL loads the .so files it finds in its cache: a directory
-    another user planted there must never be used."""
-    try:
-        os.mkdir(path, 0o700)
-    except FileExistsError:
-        pass
-    except OSError:
-        return False
-    try:
-        st = os.lstat(path)
-    except OSError:
-        return False
-    return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o077
+    # "-2": directories of earlier clmace versions may hold files restored from files that were never checked.
+    return os.path.join(ram, f"clmace-pocl-{os.getuid()}-{digest}-2")
 
 
 def _ram_dir() -> str | None:
@@ -158,7 +150,11 @@ def program_dir(binary: bytes) -> str | None:
 
 
 def snapshot(binary: bytes, root: str | None = None) -> dict[str, bytes]:
-    """Files PoCL compiled for this program beyond what its binary holds, keyed by path under the root."""
+    """Files PoCL compiled for this program beyond what its binary holds, keyed by path under the root.
+
+    Only regular files that PoCL wrote while this process ran, or that this process restored from a trusted
+    file, are taken: whatever else the directory holds is not vouched for by this process.
+    """
     rel = program_dir(binary)
     root = root or cache_root()
     if rel is None or not os.path.isdir(os.path.join(root, rel)):
@@ -169,10 +165,11 @@ def snapshot(binary: bytes, root: str | None = None) -> dict[str, bytes]:
     for dirpath, dirnames, filenames in os.walk(base):
         dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS)
         for name in sorted(filenames):
-            if name in _SKIP_NAMES or name.startswith("tempfile"):
+            if name in _SKIP_NAMES or name.startswith(("tempfile", ".clmace-")):
                 continue
             full = os.path.join(dirpath, name)
-            if _embedded(binary, os.path.relpath(full, base)):
+            key = os.path.relpath(full, root).replace(os.sep, "/")
+            if _embedded(binary, os.path.relpath(full, base)) or not _ours(full, key):
                 continue
             try:
                 with open(full, "rb") as f:
@@ -183,8 +180,17 @@ def snapshot(binary: bytes, root: str | None = None) -> dict[str, bytes]:
             if total > MAX_CAPTURE_BYTES:
                 log.info("PoCL capture of %s stopped at %d MiB", rel, MAX_CAPTURE_BYTES >> 20)
                 return blobs
-            blobs[os.path.relpath(full, root).replace(os.sep, "/")] = data
+            blobs[key] = data
     return blobs
+
+
+def _ours(full: str, key: str) -> bool:
+    """A regular file PoCL wrote during this process, or one this process restored from a trusted file."""
+    try:
+        st = os.lstat(full)
+    except OSError:
+        return False
+    return stat.S_ISREG(st.st_mode) and (key in _RESTORED or st.st_mtime >= _STARTED - 1.0)
 
 
 def _embedded(binary: bytes, rel: str) -> bool:
@@ -193,22 +199,25 @@ def _embedded(binary: bytes, rel: str) -> bool:
     return struct.pack("<I", len(name)) + name in binary
 
 
-def restore(blobs: dict[str, bytes], root: str | None = None) -> int:
-    """Write captured files back under the cache root where missing; returns how many were written."""
+def restore(blobs: dict[str, bytes], binary: bytes, root: str | None = None) -> int:
+    """Write captured files back under the cache root where missing; returns how many were written.
+
+    Only files inside the directory this program's binary names are written (a blob aimed at another
+    program's directory is dropped), and nothing on the way is followed if it is a symlink (trust.write_under).
+    """
     from clmace.store.format import check_blob_path
 
     root = root or cache_root()
+    own = program_dir(binary)
     written = 0
     for rel, data in blobs.items():
-        if check_blob_path(rel):
-            continue  # the reader already refuses such paths; never write outside the cache root
-        dest = os.path.join(root, *rel.split("/"))
-        if os.path.exists(dest):
+        if check_blob_path(rel) or own is None or not rel.startswith(own + "/"):
+            log.info("PoCL cache file %s not restored: outside its program's directory", rel)
             continue
         try:
-            # Renamed into place (PoCL in another process must never see half a .so), not fsynced: scratch.
-            atomic_write_bytes(dest, data, prefix=".clmace-", durable=False)
-            written += 1
+            if trust.write_under(root, rel, data):
+                written += 1
+                _RESTORED.add(rel)
         except OSError as e:
-            log.info("PoCL cache file %s not restored: %s", dest, e.strerror)
+            log.info("PoCL cache file %s not restored: %s", rel, e.strerror or e)
     return written

@@ -136,9 +136,11 @@ class ProgramStore:
             self._file_state[path] = f"ok: {len(pf.sections)} section(s)"
             files.append((path, pf))
             for sec in pf.sections.values():
-                if nvidia.is_nvidia(sec.fingerprint.platform_name):
+                # Before the driver starts (it reads its cache at init), so matched against the GPUs the kernel
+                # driver lists rather than OpenCL's devices; the file is trusted by now (read_file).
+                if nvidia.is_nvidia(sec.fingerprint.platform_name) and nvidia.present(sec.fingerprint):
                     for entry in sec.entries.values():
-                        nvidia.restore(entry.driver_blobs)  # before the driver starts: it reads them at init
+                        nvidia.restore(entry.driver_blobs)
         if all(state == "missing" for state in self._file_state.values()):
             log.warning("no compiled-program file found (searched: %s); compiling programs from source",
                         ", ".join(paths))
@@ -213,7 +215,7 @@ class ProgramStore:
         if entry is not None:
             try:
                 if entry.driver_blobs and pocl.is_pocl(device):
-                    pocl.restore(entry.driver_blobs)
+                    pocl.restore(entry.driver_blobs, entry.binary)
                 program = cl.Program(context, [device], [entry.binary])
                 program.build(options=options, devices=[device])
                 with self._lock:
@@ -310,6 +312,10 @@ class ProgramStore:
         """Where save() may write: `path`, or `unsigned_path` when an unsigned file must not go to `path`."""
         if self._signer is not None:
             return self.path
+        state = self._file_state.get(self.path, "")
+        if self.trusted_keys is None and state.startswith("refused"):
+            log.warning("compiled programs not saved: %s was %s", self.path, state)
+            return self.unsigned_path
         if self.trusted_keys is None and not holds_signed_file(self.path):
             return self.path
         if self.trusted_keys is not None:

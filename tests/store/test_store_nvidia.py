@@ -49,3 +49,17 @@ def test_user_settings_are_left_alone(tmp_path, fresh_setup, monkeypatch, var, v
     setup = nvidia.configure_cache_dir(str(tmp_path))
     assert not setup.managed and not (tmp_path / "cuda").exists()
     assert nvidia.snapshot() == {} and nvidia.restore({"cuda/x": b"1"}) == 0
+
+
+def test_sections_restore_only_for_the_gpu_and_driver_present(monkeypatch):
+    """Before OpenCL starts, a section is matched against the GPUs and driver the kernel module reports."""
+    from types import SimpleNamespace
+
+    h200 = SimpleNamespace(device_name="NVIDIA H200", driver_version="550.54.15")
+    monkeypatch.setattr(nvidia, "proc_gpus", lambda: ({"NVIDIA H200"}, "NVRM version: NVIDIA UNIX x86_64 Kernel "
+                                                                       "Module  550.54.15  Tue Mar 5 2024"))
+    assert nvidia.present(h200)
+    assert not nvidia.present(SimpleNamespace(device_name="NVIDIA A100", driver_version="550.54.15"))
+    assert not nvidia.present(SimpleNamespace(device_name="NVIDIA H200", driver_version="535.104.05"))
+    monkeypatch.setattr(nvidia, "proc_gpus", lambda: (set(), ""))
+    assert not nvidia.present(h200)

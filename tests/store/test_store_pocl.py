@@ -52,7 +52,8 @@ def test_restore_writes_missing_files_only_and_never_outside_the_root(tmp_path) 
     root = tmp_path / "cache"
     make_cache(root, {"k/8-1-1/k.so": b"already there"})
     blobs = {f"{HASH_DIR}/k/8-1-1/k.so": b"new", f"{HASH_DIR}/k/16-1-1/k.so": b"wg16", "../escape.so": b"x"}
-    assert pocl.restore(blobs, str(root)) == 1
+    binary = pocl.POCLBIN_MAGIC + b"\0" * 8 + HASH_DIR.encode() + b"\0"
+    assert pocl.restore(blobs, binary, str(root)) == 1
     assert (root / HASH_DIR / "k/16-1-1/k.so").read_bytes() == b"wg16"
     assert (root / HASH_DIR / "k/8-1-1/k.so").read_bytes() == b"already there"
     assert not (tmp_path / "escape.so").exists()
@@ -60,9 +61,10 @@ def test_restore_writes_missing_files_only_and_never_outside_the_root(tmp_path) 
 
 def test_cache_dir_is_managed_only_when_the_user_set_none(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(pocl, "_setup", None)
-    monkeypatch.setenv("POCL_CACHE_DIR", "/users/own/dir")
+    own = tmp_path / "users-own-dir"
+    monkeypatch.setenv("POCL_CACHE_DIR", str(own))
     setup = pocl.configure_cache_dir(str(tmp_path))
-    assert (setup.path, setup.managed) == ("/users/own/dir", False)
+    assert (setup.path, setup.managed) == (str(own), False) and own.is_dir()
     monkeypatch.setattr(pocl, "_setup", None)
     monkeypatch.delenv("POCL_CACHE_DIR")
     setup = pocl.configure_cache_dir(str(tmp_path))
