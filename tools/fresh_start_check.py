@@ -86,6 +86,8 @@ def run(cmd: list[str], timeout: float = 1800) -> tuple[int, str, float]:
     proc = subprocess.run(cmd, env=clean_env(), capture_output=True, text=True, timeout=timeout, cwd=ROOT)
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     tail = next((line for line in reversed(proc.stdout.strip().splitlines()) if line), lines[-1] if lines else "")
+    if proc.returncode != 0:  # show why: the end of what the process printed
+        tail += "\n    " + "\n    ".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
     return proc.returncode, tail, time.perf_counter() - start
 
 
