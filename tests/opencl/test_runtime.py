@@ -108,8 +108,10 @@ def test_program_store_hook_and_dedupe() -> None:
     calls = []
 
     class Store:
-        def build(self, context, dev, name, source, options):
+        def build(self, context, dev, name, source, options, before_compile=None):
             calls.append((name, tuple(options)))
+            if before_compile is not None:  # the runtime's driver check, run before a compile from source
+                before_compile()
             return cl.Program(context, source).build(options=options, devices=[dev])
 
     graph, _ = build_graph(conv_block())
