@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from clmace.errors import DeviceError, ModelError
+from clmace.errors import ConfigError, DeviceError, ModelError
 from clmace.frontend import modelfile
 from clmace.ir import Dim, Graph
 from clmace.runtime.numpy_rt import NumpyRuntime
@@ -60,6 +60,23 @@ def _device_from_providers(providers: Sequence[Any] | None) -> str | None:
     return "cpu" if names else None
 
 
+STORE_OPTIONS = ("compiled_program", "program_paths", "trusted_keys", "sign_key")
+KEYWORDS = ("device", "providers", "sess_options", "input_shapes", "precision", "strict", "allow_cpu_fallback")
+
+
+def _check_options(options: Mapping[str, Any]) -> None:
+    """Refuse option names no device knows (a typo must not silently do nothing), on every device."""
+    if not options:
+        return
+    from clmace.runtime.opencl.runtime import OPTIONS as RUNTIME_OPTIONS  # only when options are given
+
+    valid = sorted({*STORE_OPTIONS, *RUNTIME_OPTIONS})
+    unknown = sorted(set(options) - set(valid))
+    if unknown:
+        raise ConfigError(f"unknown InferenceSession option(s) {unknown}; valid options: {valid}, besides the "
+                          f"keyword arguments {list(KEYWORDS)}")
+
+
 class InferenceSession:
     """Runs an ONNX model (path, bytes, ModelProto) or a converted-model file on cpu or OpenCL."""
 
@@ -67,6 +84,7 @@ class InferenceSession:
                  providers: Sequence[Any] | None = None, sess_options: Any = None, *,
                  input_shapes: Mapping[str, Sequence[int]] | None = None, precision: str = "fp32",
                  strict: bool = False, allow_cpu_fallback: bool = False, **options: Any) -> None:
+        _check_options(options)
         self.device = device or _device_from_providers(providers) or os.environ.get("CLMACE_DEVICE", "cpu")
         self.precision, self.strict = precision, strict
         self.allow_cpu_fallback = allow_cpu_fallback

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pytest
 
 
 @pytest.fixture(autouse=True, scope="session")
-def _drop_pocl_scratch_caches() -> Iterator[None]:
-    """Remove the RAM-backed PoCL caches clmace made for the tests' temporary cache directories."""
-    pattern = f"/dev/shm/clmace-pocl-{os.getuid()}-*"
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    patterns = [pattern] + ([os.path.join(runtime, f"clmace-pocl-{os.getuid()}-*")] if runtime else [])
-    before = {p for pat in patterns for p in glob.glob(pat)}
-    yield
-    for path in {p for pat in patterns for p in glob.glob(pat)} - before:
+def _private_runtime_dir() -> Iterator[None]:
+    """A tmpfs directory of this pytest process's own for clmace's RAM-backed PoCL caches (XDG_RUNTIME_DIR),
+    removed at the end: the tests' sessions and their child processes leave nothing behind, and never touch the
+    caches of other processes running beside them."""
+    if not os.path.isdir("/dev/shm"):
+        yield
+        return
+    old = os.environ.get("XDG_RUNTIME_DIR")
+    path = tempfile.mkdtemp(prefix=f"clmace-tests-{os.getpid()}-", dir="/dev/shm")
+    os.environ["XDG_RUNTIME_DIR"] = path
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("XDG_RUNTIME_DIR", None)
+        else:
+            os.environ["XDG_RUNTIME_DIR"] = old
         shutil.rmtree(path, ignore_errors=True)
 
 

@@ -42,14 +42,10 @@ def configure_cache_dir(cache_dir: str) -> CudaCacheSetup:
     if os.environ.get("CUDA_CACHE_DISABLE") == "1" or not drivers.nvidia_opencl_installed():
         _setup = CudaCacheSetup(os.environ.get("CUDA_CACHE_PATH"), managed=False)
         return _setup
-    user = os.environ.get("CUDA_CACHE_PATH")
+    user = trust.users_cache_dir("CUDA_CACHE_PATH")
     if user:
-        problem = trust.private_dir_problem(user)
-        if problem is None:
-            _setup = CudaCacheSetup(user, managed=False)
-            return _setup
-        log.warning("CUDA_CACHE_PATH=%s not used: %s; the driver loads the code it finds in its cache, so clmace "
-                    "gives it a private directory instead", user, problem)
+        _setup = CudaCacheSetup(user, managed=False)
+        return _setup
     path = os.path.join(cache_dir, "cuda")
     problem = trust.private_dir_problem(path)
     if problem is not None:

@@ -56,14 +56,10 @@ def configure_cache_dir(cache_dir: str) -> PoclCacheSetup:
     global _setup
     if _setup is not None:
         return _setup
-    user = os.environ.get("POCL_CACHE_DIR")
+    user = trust.users_cache_dir("POCL_CACHE_DIR")
     if user:
-        problem = trust.private_dir_problem(user)
-        if problem is None:
-            _setup = PoclCacheSetup(user, managed=False)
-            return _setup
-        log.warning("POCL_CACHE_DIR=%s not used: %s; PoCL loads the code it finds in its cache, so clmace gives "
-                    "it a private directory instead", user, problem)
+        _setup = PoclCacheSetup(user, managed=False)
+        return _setup
     for path in (managed_dir(cache_dir), os.path.join(cache_dir, "pocl")):
         problem = trust.private_dir_problem(path)
         if problem is None:

@@ -128,6 +128,23 @@ def private_dir_problem(path: str) -> str | None:
     return path_problem(path, is_dir=True)
 
 
+def users_cache_dir(variable: str) -> str | None:
+    """The driver cache directory the user named in `variable`, when it is private; None when unset, or (with a
+    warning) when others could write it: drivers load the code they find in their caches."""
+    import logging
+
+    path = os.environ.get(variable)
+    if not path:
+        return None
+    problem = private_dir_problem(path)
+    if problem is None:
+        return path
+    logging.getLogger("clmace.store").warning(
+        "%s=%s not used: %s; the driver loads the code it finds in its cache, so clmace gives it a private "
+        "directory instead", variable, path, problem)
+    return None
+
+
 def read_trusted(path: str) -> tuple[bytes, str | None]:
     """The bytes of a file and why others could have written it (None: only you or root could).
 

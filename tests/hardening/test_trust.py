@@ -147,11 +147,16 @@ def test_signed_file_in_a_world_writable_directory_is_accepted(tmp_path, ctx, de
     assert (store.hits, store.misses) == (0, len(SOURCES))
 
 
+def empty_file(folder: str, name: str) -> str:
+    path = os.path.join(folder, name)
+    open(path, "wb").close()
+    os.chmod(path, 0o600)
+    return path
+
+
 def test_path_rules_without_a_device(tmp_path) -> None:
     d = private_dir(tmp_path / "d")
-    f = os.path.join(d, "f")
-    open(f, "wb").close()
-    os.chmod(f, 0o600)
+    f = empty_file(d, "f")
     assert trust.path_problem(f) is None
     os.chmod(f, 0o606)
     assert "writable by others" in trust.path_problem(f)
@@ -164,10 +169,7 @@ def test_path_rules_without_a_device(tmp_path) -> None:
     sticky = tmp_path / "sticky"
     sticky.mkdir()
     os.chmod(sticky, 0o1777)  # like /tmp: others cannot replace what is ours inside it
-    inner = private_dir(sticky / "mine")
-    g = os.path.join(inner, "g")
-    open(g, "wb").close()
-    os.chmod(g, 0o600)
+    g = empty_file(private_dir(sticky / "mine"), "g")
     assert trust.path_problem(g) is None
     os.chmod(sticky, 0o777)
     assert "writable by others" in trust.path_problem(g)

@@ -58,7 +58,7 @@ def test_residual_epilogue(family: str, variant: str) -> None:
     inits = [("w", rng.standard_normal((8, 8 // group, k, k)).astype(np.float32)),
              ("b", rng.standard_normal(8).astype(np.float32))]
     sess = compare(make_model(nodes, [("x", [1, 8, 10, 12])], ["y"], inits), variants={family: variant})
-    assert any(n.attrs.get("_residual") for n in runtime_of(sess).plan.nodes)
+    assert any(e.residual for e in runtime_of(sess).plan.epilogues.values())
 
 
 @pytest.mark.parametrize("variant", GEMM)

@@ -1,14 +1,46 @@
-"""Plan-level fusions the OpenCL kernels can absorb: Pad->Conv, Conv->Add(->act), MatMul->Add(bias)(->act)."""
+"""Plan-level fusions the OpenCL kernels can absorb: Pad->Conv, Conv->Add(->act), MatMul->Add(bias)(->act).
+
+The decisions are the backend's own data (an Epilogue per node), never IR node attributes: a fused node that
+ends up on the host runs its NumPy op and then the epilogue (epilogue.apply), so the IR stays plain ONNX.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 
 import numpy as np
 
 from clmace.ir import Graph, Node
 
 SIMPLE_ACTS = ("Relu", "Sigmoid", "HardSwish", "Tanh")
+Activation = tuple[str, tuple[float, ...]]
+
+
+@dataclass(frozen=True)
+class Epilogue:
+    """What the OpenCL plan fused onto a node's result: add a residual value or a constant bias, then an
+    activation. The node's own outputs were replaced by those of the last fused node."""
+
+    residual: str = ""  # a value added to the result (Conv + Add)
+    bias: str = ""  # a constant row vector added to the result (MatMul + Add)
+    activation: Activation | None = None  # applied last
+
+    def apply(self, y: np.ndarray, residual: np.ndarray | None, bias: np.ndarray | None) -> np.ndarray:
+        """The epilogue in NumPy, for a fused node that runs on the host."""
+        from clmace.ops.activation import apply_activation
+
+        if residual is not None:
+            y = y + residual
+        if bias is not None:
+            y = y + bias
+        if self.activation is not None:
+            y = apply_activation(y, *self.activation)
+        return y
+
+    def label(self) -> str:
+        """'+Add+Relu' style suffix for profiles."""
+        return ("+Add" if self.residual or self.bias else "") + (f"+{self.activation[0]}" if self.activation else "")
 
 
 def copy_nodes(graph: Graph) -> list[Node]:
@@ -100,7 +132,8 @@ def fuse_pad_conv(graph: Graph, nodes: list[Node], fused: dict[str, str]) -> Non
         idx = _Index(graph, nodes)
 
 
-def fuse_residual(graph: Graph, nodes: list[Node], fused: dict[str, str]) -> None:
+def fuse_residual(graph: Graph, nodes: list[Node], fused: dict[str, str],
+                  epilogues: dict[str, Epilogue]) -> None:
     """Let a Conv add the other operand of the Add that alone reads it (and apply a following activation)."""
     idx = _Index(graph, nodes)
     for add in [n for n in nodes if n.op_type == "Add"]:
@@ -110,14 +143,14 @@ def fuse_residual(graph: Graph, nodes: list[Node], fused: dict[str, str]) -> Non
             if conv is None or not _is_conv2d(graph, conv) or idx.sole_user(conv.outputs[0]) is not add:
                 continue
             res = add.inputs[other]
-            if _shape(graph, res) != out_shape or res == add.inputs[mine] or "_residual" in conv.attrs:
+            if _shape(graph, res) != out_shape or res == add.inputs[mine] or conv.name in epilogues:
                 continue
             if graph.values.get(res) is None or graph.values[res].dtype != graph.values[add.outputs[0]].dtype:
                 continue
             made = idx.producer.get(res)
             if made is not None and idx.pos[id(made)] > idx.pos[id(conv)]:
                 continue  # computed after the conv runs
-            conv.attrs["_residual"] = res
+            epilogues[conv.name] = Epilogue(residual=res)
             conv.outputs = list(add.outputs)
             nodes.remove(add)
             fused[add.name] = conv.name
@@ -125,7 +158,7 @@ def fuse_residual(graph: Graph, nodes: list[Node], fused: dict[str, str]) -> Non
             act = idx.sole_user(conv.outputs[0])
             spec = activation_spec(graph, act) if act is not None else None
             if spec is not None and act.inputs[0] == conv.outputs[0]:
-                conv.attrs["_post_activation"] = spec
+                epilogues[conv.name] = Epilogue(residual=res, activation=spec)
                 conv.outputs = list(act.outputs)
                 nodes.remove(act)
                 fused[act.name] = conv.name
@@ -133,7 +166,8 @@ def fuse_residual(graph: Graph, nodes: list[Node], fused: dict[str, str]) -> Non
             break
 
 
-def fuse_matmul_bias(graph: Graph, nodes: list[Node], fused: dict[str, str]) -> None:
+def fuse_matmul_bias(graph: Graph, nodes: list[Node], fused: dict[str, str],
+                     epilogues: dict[str, Epilogue]) -> None:
     """MatMul by a constant 2-D matrix, then Add of a constant row vector (then an activation): one launch."""
     idx = _Index(graph, nodes)
     for mm in [n for n in nodes if n.op_type == "MatMul"]:
@@ -149,7 +183,7 @@ def fuse_matmul_bias(graph: Graph, nodes: list[Node], fused: dict[str, str]) -> 
             continue
         if _shape(graph, add.outputs[0]) != _shape(graph, mm.outputs[0]) or bias.dtype != b.dtype:
             continue
-        mm.attrs["_bias"] = other
+        epilogues[mm.name] = Epilogue(bias=other)
         mm.outputs = list(add.outputs)
         nodes.remove(add)
         fused[add.name] = mm.name
@@ -157,18 +191,20 @@ def fuse_matmul_bias(graph: Graph, nodes: list[Node], fused: dict[str, str]) -> 
         act = idx.sole_user(mm.outputs[0])
         spec = activation_spec(graph, act) if act is not None else None
         if spec is not None and act.inputs[0] == mm.outputs[0]:
-            mm.attrs["activation"], mm.attrs["activation_params"] = spec
+            epilogues[mm.name] = Epilogue(bias=other, activation=spec)
             mm.outputs = list(act.outputs)
             nodes.remove(act)
             fused[act.name] = mm.name
             idx = _Index(graph, nodes)
 
 
-def fuse_for_opencl(graph: Graph) -> tuple[list[Node], dict[str, str]]:
-    """Edited copies of the graph's nodes, and {fused-away node: node that now does its work}."""
+def fuse_for_opencl(graph: Graph) -> tuple[list[Node], dict[str, str], dict[str, Epilogue]]:
+    """Edited copies of the graph's nodes, {fused-away node: node that now does its work}, and the epilogue
+    each node that absorbed others must apply."""
     nodes = copy_nodes(graph)
     fused: dict[str, str] = {}
+    epilogues: dict[str, Epilogue] = {}
     fuse_pad_conv(graph, nodes, fused)
-    fuse_residual(graph, nodes, fused)
-    fuse_matmul_bias(graph, nodes, fused)
-    return nodes, fused
+    fuse_residual(graph, nodes, fused, epilogues)
+    fuse_matmul_bias(graph, nodes, fused, epilogues)
+    return nodes, fused, epilogues

@@ -84,8 +84,9 @@ def lower_conv(node: Node, p: Plan) -> list[Launch]:
     begin, _ = window_pads("Conv", (h, wd), (kh, kw), strides, dil, node.attrs.get("pads"),
                            node.attrs.get("auto_pad", "NOTSET"))
     act, p0, p1 = activation_args(node.attrs.get("activation"), node.attrs.get("activation_params", ()))
-    post, q0, q1 = activation_args(*node.attrs.get("_post_activation", (None, ())))
-    res_name = node.attrs.get("_residual", "")
+    epilogue = p.epilogue(node)
+    post, q0, q1 = activation_args(*(epilogue.activation or (None, ())))
+    res_name = epilogue.residual
     op = conv_variants.ConvOp(
         x=x, y=y, w=np.asarray(w, np.float32), bias=np.asarray(bias, np.float32), res=res_name, n=n, c=c, h=h, wd=wd,
         cout_all=cout_all, oh=oh, ow=ow, groups=groups, kh=kh, kw=kw, strides=strides, dil=dil, begin=begin,

@@ -49,7 +49,8 @@ def _packed(node: Node, p: Plan, a: str, a_strides: tuple[int, int], m: int, k: 
             bias: np.ndarray, c: str, c_strides: tuple[int, int], beta: float) -> list[Launch]:
     """Y[M,N] = act(A @ b + bias + beta * C) with a constant b: the gemm family's variants."""
     n = b.shape[1]
-    act, p0, p1 = activation_args(node.attrs.get("activation"), node.attrs.get("activation_params", ()))
+    fused = p.epilogue(node).activation  # the plan's fused activation after a bias, else the node's own
+    act, p0, p1 = activation_args(*(fused or (node.attrs.get("activation"), node.attrs.get("activation_params", ()))))
     base = {**p.float_defines(a), "ACT": act}
     b32 = np.asarray(b, np.float32)  # no copy when already float32: the packers copy anyway
     bias32 = np.broadcast_to(np.asarray(bias, np.float32).reshape(-1), (n,))
@@ -126,7 +127,8 @@ def lower_matmul(node: Node, p: Plan) -> list[Launch]:
     a, bname, y = node.inputs[0], node.inputs[1], node.outputs[0]
     ashape, bshape = p.shape(a), p.shape(bname)
     b = p.const(bname)
-    bias_name = node.attrs.get("_bias", "")
+    epilogue = p.epilogue(node)
+    bias_name = epilogue.bias
     if b is not None and b.ndim == 2 and len(ashape) >= 1:
         k = ashape[-1]
         m = int(np.prod(ashape[:-1], dtype=np.int64))

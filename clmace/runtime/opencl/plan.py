@@ -6,19 +6,20 @@ import contextlib
 import logging
 import weakref
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from clmace.ir import Graph, Node
 from clmace.runtime.opencl import variants as tv
-from clmace.runtime.opencl.fusion import fuse_for_opencl
+from clmace.runtime.opencl.fusion import Epilogue, fuse_for_opencl
 from clmace.runtime.opencl.memory import SLACK, Block, align, live_peak, plan_slots
 from clmace.runtime.opencl.programs import ProgramBuilder
 from clmace.runtime.opencl.variants import AUTO, Bound, LwsChoice, TuneSpec, Variant, heuristic_lws, record_key
 
 log = logging.getLogger("clmace.opencl")
+_NO_EPILOGUE = Epilogue()
 
 # Ops whose output is the input's bytes under another shape: no copy, no launch.
 VIEW_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout")
@@ -105,7 +106,7 @@ class Plan:
         self.forced = dict(variants or {})  # family -> variant name, for tests and experiments
         self.records_used = 0
         self._kernel_keys: dict[int, tuple[str, tuple[str, ...]]] = {}
-        self.nodes, self.fused = fuse_for_opencl(graph)
+        self.nodes, self.fused, self.epilogues = fuse_for_opencl(graph)
         self.consts: dict[str, np.ndarray] = dict(graph.initializers)
         self.alias: dict[str, str] = {}
         self.weight_bytes = 0
@@ -182,7 +183,7 @@ class Plan:
             if v.name not in self.consts:
                 first[v.name] = last[v.name] = 0
         for step, node in enumerate(self.nodes):
-            reads = [i for i in node.inputs if i] + [node.attrs.get("_residual", "")]
+            reads = [i for i in node.inputs if i] + [self.epilogue(node).residual]
             for name in reads:
                 if name and name not in self.consts:
                     r = self.root(name)
@@ -365,6 +366,10 @@ class Plan:
             return (64,) + (1,) * (dims - 1)
         return (1,) * dims
 
+    def epilogue(self, node: Node) -> Epilogue:
+        """What the plan fused onto this node's result (an empty Epilogue when nothing)."""
+        return self.epilogues.get(node.name, _NO_EPILOGUE)
+
     # --- lowering ------------------------------------------------------------------------------
     def _lower(self, lowerings: dict[str, Lowering]) -> None:
         from clmace.ops import REGISTRY
@@ -383,13 +388,31 @@ class Plan:
                     continue
                 except NotLowerable as exc:
                     reason = str(exc)
-            self.steps.append(HostStep(node, resolve(REGISTRY, node, self.graph.opset)))
+            self.steps.append(self._host_step(node, resolve(REGISTRY, node, self.graph.opset)))
             self.devices[node.name] = "cpu"
             log.debug("node %s (%s) on the host: %s", node.name, node.op_type, reason)
         for name, into in self.fused.items():
             while into in self.fused:
                 into = self.fused[into]
             self.devices[name] = self.devices.get(into, "opencl")
+
+    def _host_step(self, node: Node, fn: Callable[..., Any]) -> HostStep:
+        """A host step for node; a node that absorbed others also applies their epilogue, in NumPy."""
+        epilogue = self.epilogues.get(node.name)
+        if epilogue is None:
+            return HostStep(node, fn)
+        own = len(node.inputs)
+        bias = self.consts.get(epilogue.bias) if epilogue.bias else None
+
+        def fused(*args: Any, **attrs: Any) -> Any:
+            mine = list(args[:own])
+            while mine and mine[-1] is None:
+                mine.pop()
+            residual = args[own] if epilogue.residual else None
+            return epilogue.apply(np.asarray(fn(*mine, **attrs)), residual, bias)
+
+        extra = [epilogue.residual] if epilogue.residual else []
+        return HostStep(replace(node, inputs=[*node.inputs, *extra]), fused)
 
     def tuned_launches(self) -> list[Launch]:
         """Launches whose variant and local size came from tuned records."""

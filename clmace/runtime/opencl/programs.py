@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -33,31 +34,44 @@ def define_options(defines: dict[str, Any]) -> list[str]:
     return opts
 
 
-_BUILDERS: dict[tuple[int, int], ProgramBuilder] = {}
+# Builders shared by the plans of one (program store, context): a session that re-plans for a new shape reuses
+# its programs. Keyed weakly by the store, so a dropped session's store, builder and programs go with it.
+_BUILDERS: weakref.WeakKeyDictionary[Any, dict[int, ProgramBuilder]] = weakref.WeakKeyDictionary()
+_STORELESS: dict[int, ProgramBuilder] = {}  # per context: sessions without a store share its programs
 
 
 def shared_builder(context: Any, device: Any, program_store: Any = None) -> ProgramBuilder:
     """The builder of one (context, program store): plans on one device reuse each other's programs."""
-    key = (int(context.int_ptr), id(program_store))
-    if key not in _BUILDERS:
-        _BUILDERS[key] = ProgramBuilder(context, device, program_store)
-    return _BUILDERS[key]
+    ctx = int(context.int_ptr)
+    per_context = _STORELESS if program_store is None else _BUILDERS.setdefault(program_store, {})
+    if ctx not in per_context:
+        per_context[ctx] = ProgramBuilder(context, device, program_store)
+    return per_context[ctx]
 
 
 def drop_builders(context: Any) -> None:
     """Forget the builders of a context that is being abandoned."""
-    for key in [k for k in _BUILDERS if k[0] == int(context.int_ptr)]:
-        del _BUILDERS[key]
+    ctx = int(context.int_ptr)
+    _STORELESS.pop(ctx, None)
+    for per_context in list(_BUILDERS.values()):
+        per_context.pop(ctx, None)
 
 
 class ProgramBuilder:
     """Builds each distinct (kernel file, options) program once, through the program store when given."""
 
     def __init__(self, context: Any, device: Any, program_store: Any = None) -> None:
-        self.context, self.device, self.store = context, device, program_store
+        self.context, self.device = context, device
+        # Weak: the shared-builder table is keyed by the store, and a strong reference would keep it alive.
+        self._store = weakref.ref(program_store) if program_store is not None else None
         self._programs: dict[tuple[str, tuple[str, ...]], Any] = {}
         self.build_seconds = 0.0
         self._lock = threading.Lock()
+
+    @property
+    def store(self) -> Any:
+        """The program store programs are built through (None: none, or its session is gone)."""
+        return self._store() if self._store is not None else None
 
     def program(self, file: str, defines: dict[str, Any]) -> Any:
         """The built program for this kernel file and -D set."""

@@ -34,18 +34,10 @@ OPTIONS = {
 }
 
 
-def _label(node: Any) -> str:
-    """Op type with what the plan fused into it, e.g. Conv+Clip+Add."""
-    label = node.op_type
-    if node.attrs.get("activation"):
-        label += "+" + node.attrs["activation"]
-    if node.attrs.get("_bias"):
-        label += "+Add"
-    if node.attrs.get("_residual"):
-        label += "+Add"
-    if node.attrs.get("_post_activation"):
-        label += "+" + node.attrs["_post_activation"][0]
-    return label
+def _label(node: Any, plan: Plan) -> str:
+    """Op type with what was fused into it, e.g. Conv+Clip+Add+Relu."""
+    own = f"+{node.attrs['activation']}" if node.attrs.get("activation") else ""
+    return node.op_type + own + plan.epilogue(node).label()
 
 
 class OpenCLRuntime:
@@ -228,7 +220,7 @@ class OpenCLRuntime:
         rows = []
         for i, (step, event) in enumerate(zip(self.plan.steps, self._events)):
             name = self._names[i]
-            label = _label(nodes[name])
+            label = _label(nodes[name], self.plan)
             if event is None:
                 rows.append((name, label, "cpu", self._host_times.get(i, 0.0)))
             else:
