@@ -296,7 +296,9 @@ def render(result: dict) -> str:
     prof = steady.get("profile")
     if prof:
         lines.append(f"  top nodes ({steady['profile_source']}):")
-        lines += [f"    {r['node'][:48]:<48} {r['op']:<16} {r['ms']:8.3f} ms {r['share']:6.1%}"
-                  for r in prof["top_nodes"][:8]]
+        top = prof["top_nodes"][:8]
+        node_w = max([len(r["node"]) for r in top] + [4])  # columns as wide as the longest name, never cut
+        op_w = max([len(r["op"]) for r in top] + [2])
+        lines += [f"    {r['node']:<{node_w}} {r['op']:<{op_w}} {r['ms']:8.3f} ms {r['share']:6.1%}" for r in top]
     lines += [f"  note: {n}" for n in steady.get("notes", [])]
     return "\n".join(lines)

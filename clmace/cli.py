@@ -78,12 +78,17 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def _feed(spec: str, inputs: dict, rng: np.random.Generator) -> tuple[str, np.ndarray]:
-    name, _, source = spec.partition("=")
+    name, eq, source = spec.partition("=")
     if name not in inputs:
-        raise ClmaceError(f"--input {spec!r}: the model has no input {name!r}; inputs: {sorted(inputs)}")
+        hint = " (the syntax is NAME=file.npy or NAME=random)" if not eq else ""
+        raise ClmaceError(f"--input {spec!r}: the model has no input {name!r}{hint}; inputs: {sorted(inputs)}")
     info = inputs[name]
     if source not in ("", "random"):
-        return name, np.load(source)
+        try:
+            return name, np.load(source)
+        except OSError as e:
+            raise ClmaceError(f"--input {spec!r}: cannot read {source!r} ({e.strerror or e}); expected a .npy file "
+                              "written by numpy.save") from e
     if not info.is_static():
         raise ClmaceError(f"input {name!r} has dynamic shape {info.shape}; pass --input-shape")
     if info.dtype.kind == "f":
@@ -160,6 +165,8 @@ def cmd_compile(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     options = {"sign_key": args.sign_key} if args.sign_key else {}
+    if not os.path.exists(args.output):  # the file is about to be created: "no file found" would only confuse
+        logging.getLogger("clmace.store").addFilter(lambda r: "no compiled-program file found" not in r.getMessage())
     sess = InferenceSession(args.model, device=args.device, input_shapes=_shape_arg(args.input_shape) or None,
                             precision=args.precision, compiled_program=os.path.abspath(args.output), **options)
     if sess.runtime is None:
@@ -216,10 +223,17 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def _version() -> str:
+    import clmace
+
+    return getattr(clmace, "__version__", "unknown")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="clmace", description="MACE-style inference engine for ONNX models.")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)")
+    parser.add_argument("--version", action="version", version=f"clmace {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def add(name: str, fn, help_text: str) -> argparse.ArgumentParser:
@@ -302,6 +316,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.fn(args)
+    except BrokenPipeError:  # e.g. `clmace inspect --json FILE | head`: the reader left, nothing is wrong
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 0
     except (ClmaceError, ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"clmace {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -57,7 +57,25 @@ def _device_from_providers(providers: Sequence[Any] | None) -> str | None:
     names = [p[0] if isinstance(p, (tuple, list)) else str(p) for p in providers or []]
     if any("OpenCL" in n or n == "GPU" for n in names):
         return "opencl"
+    missing = [n for n in names if n != "CPUExecutionProvider"]
+    if missing:  # as onnxruntime does for providers it lacks: say so rather than fall back in silence
+        warnings.warn(f"clmace has no {', '.join(missing)}; running on the CPU runtime. NVIDIA and other GPUs run "
+                      "through OpenCL: providers=['OpenCLExecutionProvider'] or device='gpu'", stacklevel=3)
     return "cpu" if names else None
+
+
+def _check_device(device: str, precision: str, options: Mapping[str, Any]) -> None:
+    """Refuse a device or precision that cannot work now, at construction rather than at the first run()."""
+    if precision not in ("fp32", "fp16"):
+        raise ConfigError(f"precision {precision!r}: expected 'fp32' or 'fp16'")
+    if device == "cpu":
+        return
+    if not device.startswith(("opencl", "gpu")):
+        hint = " (CUDA GPUs run through NVIDIA's OpenCL driver: device='gpu')" if "cuda" in device.lower() else ""
+        raise ConfigError(f"unknown device {device!r}; expected 'cpu', 'opencl', 'gpu' or 'opencl:N'{hint}")
+    from clmace.runtime.opencl.runtime import check_precision
+
+    check_precision(device, precision, bool(options.get("fp16_without_extension")))
 
 
 STORE_OPTIONS = ("compiled_program", "program_paths", "trusted_keys", "sign_key")
@@ -86,6 +104,8 @@ class InferenceSession:
                  strict: bool = False, allow_cpu_fallback: bool = False, **options: Any) -> None:
         _check_options(options)
         self.device = device or _device_from_providers(providers) or os.environ.get("CLMACE_DEVICE", "cpu")
+        if not allow_cpu_fallback:
+            _check_device(self.device, precision, options)
         self.precision, self.strict = precision, strict
         self.allow_cpu_fallback = allow_cpu_fallback
         self.options = options
@@ -244,8 +264,6 @@ class InferenceSession:
     def _make_runtime(self, graph: Graph) -> Any:
         from clmace.runtime.opencl import OpenCLRuntime  # imported lazily: pyopencl loads the ICD
 
-        if not self.device.startswith(("opencl", "gpu")):
-            raise ModelError(f"unknown device {self.device!r}; expected 'cpu', 'opencl', 'gpu' or 'opencl:N'")
         try:
             runtime = OpenCLRuntime(graph, self.device, precision=self.precision, strict=self.strict,
                                     program_store=self.program_store, **self.options)

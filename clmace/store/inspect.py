@@ -121,7 +121,10 @@ def _render_clmace(info: dict, verbose: bool) -> list[str]:
                   f"  driver:       {fp['driver_version']}; {fp['device_version']}; {fp['opencl_c_version']}",
                   f"  section key:  {sec['key']}; {sec['entry_count']} programs, {sec['tuned_count']} tuned",
                   "  records:      " + ", ".join(sec["recorded_fields"])
-                  + " (they identify this GPU model and its driver build)"]
+                  + " (they identify this device model and its driver build)"]
+        if fp["platform_name"] == "Portable Computing Language":
+            lines.append("  blobs:        PoCL binaries embed the per-work-group-size code compiled before they were "
+                         "saved; blobs count only the files PoCL compiled after that")
         width = max([len(e["name"]) for e in sec["entries"]] + [6])
         lines.append(f"  {'kernel':<{width}}  {'size':>9}  {'blobs':>5}  crc  build options")
         for e in sec["entries"]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -166,7 +167,11 @@ def select_device(spec: str) -> Any:
     if kind == "gpu" or spec == "opencl":
         _check_nvidia(devices)  # a GPU machine silently running on PoCL would be a nasty surprise
     cpus = [d for d in devices if _type_name(d) == "CPU"]
-    return (cpus or devices)[0]
+    chosen = (cpus or devices)[0]
+    if kind == "gpu":  # asked for a GPU, gets a CPU driver: say so
+        warnings.warn(f"no GPU OpenCL device here; device='gpu' runs on {chosen.name.strip()!r} "
+                      f"({chosen.platform.name.strip()})", stacklevel=3)
+    return chosen
 
 
 def device_index(device: Any) -> int:

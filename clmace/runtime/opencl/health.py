@@ -155,37 +155,44 @@ def _exit_reason(returncode: int, stderr: str) -> str:
 
 def run_child(device: Any, target: str) -> Verdict:
     """Run the canary on `device` (compiling for `target` on PoCL) in child processes: fp32 and half storage
-    side by side, each with a PoCL cache of its own that is deleted afterwards."""
+    side by side, each with a PoCL cache of its own that is deleted afterwards. The first failure ends both."""
     start = time.perf_counter()
-    scratch = [tempfile.mkdtemp(prefix="clmace-canary-") for _ in range(2)]
+    scratch = tempfile.mkdtemp(prefix="clmace-canary-")
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     if pocl_target.environment_set_by_clmace():
         env.pop(pocl_target.KERNELLIB_ENV, None)  # the child chooses for its own target
     cmd = [sys.executable, "-m", "clmace.runtime.opencl.canary", "--platform", device.platform.version.strip(),
            "--name", device.name.strip(), "--target", target]
-    children = [subprocess.Popen(cmd + extra, env=dict(env, POCL_CACHE_DIR=path), stdin=subprocess.DEVNULL,
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                for extra, path in zip(([], ["--half"]), scratch)]
-    reasons = []
+    children = []
+    reasons: list[str] = []
     try:
-        for child in children:
-            left = max(1.0, _timeout() - (time.perf_counter() - start))
-            try:
-                out, err = child.communicate(timeout=left)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.communicate()
-                reasons.append(f"the canary did not finish within {_timeout():.0f} s (raise {TIMEOUT_ENV} on a slow "
-                               "machine)")
-                continue
-            reasons += _child_failures(child.returncode, out, err, target)
+        for i, extra in enumerate(([], ["--half"])):
+            cache = os.path.join(scratch, f"pocl{i}")
+            os.mkdir(cache, 0o700)
+            out, err = (open(os.path.join(scratch, f"{i}.{kind}"), "w+") for kind in ("out", "err"))
+            children.append((subprocess.Popen(cmd + extra, env=dict(env, POCL_CACHE_DIR=cache),
+                                              stdin=subprocess.DEVNULL, stdout=out, stderr=err), out, err))
+        pending = list(children)
+        while pending and not reasons:
+            if time.perf_counter() - start > _timeout():
+                reasons.append(f"the canary did not finish within {_timeout():.0f} s (raise {TIMEOUT_ENV} on a "
+                               "slow machine)")
+                break
+            for child in [c for c in pending if c[0].poll() is not None]:
+                pending.remove(child)
+                proc, out, err = child
+                out.seek(0)
+                err.seek(0)
+                reasons += _child_failures(proc.returncode, out.read(), err.read(), target)
+            time.sleep(0.02)
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.kill()
-                child.wait()
-        for path in scratch:
-            shutil.rmtree(path, ignore_errors=True)
+        for proc, out, err in children:
+            if proc.poll() is None:
+                proc.kill()  # a failure (or the time limit) already decided the verdict
+                proc.wait()
+            out.close()
+            err.close()
+        shutil.rmtree(scratch, ignore_errors=True)
     reason = "; ".join(dict.fromkeys(reasons))[:600]
     return Verdict(not reasons, target, reason, time.perf_counter() - start, time.time())
 
@@ -210,7 +217,10 @@ def check(device: Any, target: str, refresh: bool = False) -> Verdict:
     cached = None if refresh else checks.get(key)
     if cached is not None:
         return cached
-    problem = pocl_target.static_problem(target, pocl_target.host_features()) if target else None
+    st = pocl_target.state(device)
+    # The flags rule holds where clmace sets the name itself; a distro build derives it from its builtins variant.
+    static = bool(target and st is not None and st.switchable)
+    problem = pocl_target.static_problem(target, pocl_target.host_features()) if static else None
     if problem:
         verdict = Verdict(False, target, problem, 0.0, time.time())
     else:
@@ -249,6 +259,12 @@ def _establish(device: Any) -> Verdict:
         return Verdict(False, "", f"OpenCL device {name!r} fails clmace's driver check: {first.reason}. Update "
                        "its driver, or run on the CPU runtime (device='cpu', or allow_cpu_fallback=True)",
                        first.seconds, first.checked_at)
+    if not st.switchable:  # a distro build: its target follows POCL_KERNELLIB_NAME, set before it starts
+        return Verdict(False, target, f"PoCL on {name!r} compiles for {target}, which fails clmace's driver check "
+                       f"({first.reason}); this PoCL build derives its target from its builtins variant: set "
+                       f"{pocl_target.KERNELLIB_ENV} to a lower one (e.g. avx2) or unset {pocl_target.ENV_OVERRIDE}, "
+                       "or run on the CPU runtime (device='cpu', or allow_cpu_fallback=True)",
+                       first.seconds, first.checked_at)
     tried = {target: first.reason}
     features = pocl_target.host_features() or frozenset()
     for cand in pocl_target.candidates(features, pocl_target.llvm_major(device) or 12):
@@ -258,15 +274,10 @@ def _establish(device: Any) -> Verdict:
         tried[cand] = verdict.reason
         if not verdict.ok:
             continue
-        if st.switchable:
-            pocl_target.apply(device, cand)
-            log.warning("PoCL target %s does not work on this host (%s); compiling for %s instead",
-                        target, first.reason, cand)
-            return verdict
-        return Verdict(False, target, f"PoCL on {name!r} compiles for {target}, which fails clmace's driver check "
-                       f"({first.reason}); {cand} passes, but this PoCL build cannot change its target in a "
-                       f"running process: restart and clmace will ask it for {cand} (or set "
-                       f"{pocl_target.ENV_OVERRIDE}={cand})", verdict.seconds, verdict.checked_at)
+        pocl_target.apply(device, cand)
+        log.warning("PoCL target %s does not work on this host (%s); compiling for %s instead",
+                    target, first.reason, cand)
+        return verdict
     listing = "; ".join(f"{t or 'default'}: {why}" for t, why in tried.items())
     return Verdict(False, target, f"no LLVM target works for PoCL on {name!r} on this host (tried {listing}). "
                    "Install another PoCL build (e.g. Debian's pocl-opencl-icd), or run on the CPU runtime "

@@ -16,14 +16,15 @@ def format_profile(rows: Sequence[tuple[str, str, str, float]], wall_seconds: fl
     total = sum(e[2] for e in per_node.values()) or 1e-12
     ranked = sorted(per_node.items(), key=lambda kv: -kv[1][2])
     width = max([len(n) for n, _ in ranked[:top]] + [4])
+    op_width = max([len(e[0]) + (len(f" x{e[3]}") if e[3] > 1 else 0) for _, e in ranked[:top]] + [11])
     lines = [f"profile on {device}: end-to-end {wall_seconds * 1e3:.3f} ms, device time {total * 1e3:.3f} ms "
              f"in {len(rows)} steps ({len(per_node)} nodes)",
-             f"{'#':>3}  {'node':<{width}}  {'op [kernel]':<28} {'where':<6} {'ms':>9} {'share':>7} {'cum':>7}"]
+             f"{'#':>3}  {'node':<{width}}  {'op [kernel]':<{op_width}} {'where':<6} {'ms':>9} {'share':>7} {'cum':>7}"]
     cumulative = 0.0
     for rank, (name, (op, where, seconds, launches)) in enumerate(ranked[:top], 1):
         cumulative += seconds
         op_text = op if launches == 1 else f"{op} x{launches}"
-        lines.append(f"{rank:>3}  {name:<{width}}  {op_text:<28} {where:<6} {seconds * 1e3:>9.3f} "
+        lines.append(f"{rank:>3}  {name:<{width}}  {op_text:<{op_width}} {where:<6} {seconds * 1e3:>9.3f} "
                      f"{seconds / total:>6.1%} {cumulative / total:>6.1%}")
     if len(ranked) > top:
         rest = sum(e[2] for _, e in ranked[top:])

@@ -40,6 +40,14 @@ def _label(node: Any, plan: Plan) -> str:
     return node.op_type + own + plan.epilogue(node).label()
 
 
+def check_precision(device: str, precision: str, without_extension: bool = False) -> None:
+    """DeviceError when `device` ('opencl', 'gpu', 'opencl:N') does not exist or cannot store fp16."""
+    info = describe(device_index(dev := select_device(device)), dev)
+    if precision == "fp16" and not info.fp16 and not without_extension:
+        raise DeviceError(f"precision 'fp16' needs the cl_khr_fp16 extension, which {info.name!r} ({info.platform}) "
+                          "does not report; use precision='fp32'")
+
+
 class OpenCLRuntime:
     """Executes a Graph whose values all have static shapes on an OpenCL device."""
 
@@ -63,9 +71,7 @@ class OpenCLRuntime:
         self.graph, self.precision = graph, precision
         self._device = select_device(device)
         self.device_info: DeviceInfo = describe(device_index(self._device), self._device)
-        if precision == "fp16" and not self.device_info.fp16 and not opts["fp16_without_extension"]:
-            raise DeviceError(f"precision 'fp16' needs the cl_khr_fp16 extension, which {self.device_info.name!r} "
-                              f"({self.device_info.platform}) does not report; use precision='fp32'")
+        check_precision(device, precision, opts["fp16_without_extension"])
         self.context, self.queue = shared_context(self._device)
         self.builder = shared_builder(self.context, self._device, program_store)
         self.plan = Plan(graph, self.context, self.queue, self._device, self.builder, LOWERINGS,
