@@ -64,18 +64,13 @@ def _device_from_providers(providers: Sequence[Any] | None) -> str | None:
     return "cpu" if names else None
 
 
-def _check_device(device: str, precision: str, options: Mapping[str, Any]) -> None:
-    """Refuse a device or precision that cannot work now, at construction rather than at the first run()."""
+def _check_device_name(device: str, precision: str) -> None:
+    """Refuse a device or precision name no runtime knows, before anything is loaded."""
     if precision not in ("fp32", "fp16"):
         raise ConfigError(f"precision {precision!r}: expected 'fp32' or 'fp16'")
-    if device == "cpu":
-        return
-    if not device.startswith(("opencl", "gpu")):
+    if device != "cpu" and not device.startswith(("opencl", "gpu")):
         hint = " (CUDA GPUs run through NVIDIA's OpenCL driver: device='gpu')" if "cuda" in device.lower() else ""
         raise ConfigError(f"unknown device {device!r}; expected 'cpu', 'opencl', 'gpu' or 'opencl:N'{hint}")
-    from clmace.runtime.opencl.runtime import check_precision
-
-    check_precision(device, precision, bool(options.get("fp16_without_extension")))
 
 
 STORE_OPTIONS = ("compiled_program", "program_paths", "trusted_keys", "sign_key")
@@ -104,13 +99,12 @@ class InferenceSession:
                  strict: bool = False, allow_cpu_fallback: bool = False, **options: Any) -> None:
         _check_options(options)
         self.device = device or _device_from_providers(providers) or os.environ.get("CLMACE_DEVICE", "cpu")
-        if not allow_cpu_fallback:
-            _check_device(self.device, precision, options)
         self.precision, self.strict = precision, strict
         self.allow_cpu_fallback = allow_cpu_fallback
         self.options = options
         # The store must exist before OpenCL is first touched: it may point PoCL's kernel cache elsewhere.
         self.program_store = self._make_store(self.options) if self.device != "cpu" else None
+        _check_device_name(self.device, precision)
         if self.device != "cpu" and not isinstance(model, Graph):
             from clmace.runtime.opencl.device import prefetch_devices
 
@@ -137,6 +131,10 @@ class InferenceSession:
             self._runtimes[()] = NumpyRuntime(self.graph)  # shape-agnostic: one runtime serves all shapes
         elif all(v.is_static() for v in self.graph.inputs):
             self._runtime_for({v.name: tuple(v.shape) for v in self.graph.inputs})  # type: ignore[arg-type]
+        elif not allow_cpu_fallback:  # planned at the first run(): check the device and precision now
+            from clmace.runtime.opencl.runtime import check_precision
+
+            check_precision(self.device, precision, bool(self.options.get("fp16_without_extension")))
 
     @staticmethod
     def _make_store(options: dict[str, Any]) -> Any:

@@ -122,3 +122,28 @@ def test_the_verdict_is_kept_in_the_cache_dir(tmp_path, monkeypatch) -> None:
 def test_the_requirement_variable_is_what_ci_sets() -> None:
     with open(os.path.join(REPO, ".ci", "run"), encoding="utf-8") as f:
         assert f"export {REQUIRE_ENV}=1" in f.read()
+
+
+_CACHE_CHILD = textwrap.dedent("""
+    import os, numpy as np, clmace
+    from tests.opencl.conftest import make_model
+    from onnx import helper
+    model = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", ["n", 4])], ["y"])
+    sess = clmace.InferenceSession(model, device="opencl")  # dynamic shape: the device is checked at once
+    sess.run(None, {"x": np.ones((2, 4), np.float32)})
+    print(os.environ["POCL_CACHE_DIR"])
+""")
+
+
+def test_pocl_uses_the_cache_clmace_chose(tmp_path) -> None:
+    """Nothing may start PoCL before the store points its kernel cache at clmace's private directory."""
+    if not pocl_target.is_pocl(_device()):
+        pytest.skip("the default device is not PoCL")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("POCL_", "CLMACE_"))}
+    env.update(CLMACE_CACHE_DIR=str(tmp_path / "cache"), XDG_CACHE_HOME=str(tmp_path / "xdg"),
+               PYTHONPATH=os.pathsep.join([REPO, *sys.path]))
+    proc = subprocess.run([sys.executable, "-c", _CACHE_CHILD], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    chosen = proc.stdout.strip().splitlines()[-1]
+    assert os.listdir(chosen), f"PoCL wrote nothing to {chosen}"
+    assert not (tmp_path / "xdg" / "pocl").exists(), "PoCL used its default cache: it started before clmace set one"
