@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from clmace.cli_args import shape_arg
 from clmace.cli_tune import EXAMPLE as TUNE_EXAMPLE
 from clmace.cli_tune import add_tune_arguments, cmd_tune, run_tuning
 from clmace.cli_workflow import register as register_workflow
@@ -34,16 +35,6 @@ EXAMPLES = {
 }
 
 
-def _shape_arg(items: Sequence[str]) -> dict[str, tuple[int, ...]]:
-    shapes = {}
-    for item in items or []:
-        name, _, dims = item.rpartition("=")
-        if not name:
-            raise ClmaceError(f"--input-shape {item!r}: expected NAME=D0,D1,...")
-        shapes[name] = tuple(int(d) for d in dims.split(","))
-    return shapes
-
-
 def cmd_convert(args: argparse.Namespace) -> int:
     """Convert ONNX (or every model of a deploy config) to converted-model files."""
     from clmace.config import load_config
@@ -57,7 +48,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
             jobs.append((cfg.model_file_path, os.path.join(out_dir, f"{cfg.name}.clmace"), cfg.input_shapes()))
     elif args.model:
         output = args.output or os.path.splitext(args.model)[0] + ".clmace"
-        jobs.append((args.model, output, _shape_arg(args.input_shape)))
+        jobs.append((args.model, output, shape_arg(args.input_shape)))
     else:
         raise ClmaceError("convert needs a MODEL or --config FILE")
     for model, output, shapes in jobs:
@@ -72,7 +63,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     """Print inputs, outputs, op histogram, parameters and FLOPs of a model."""
     from clmace.info import model_info, render_info
 
-    info = model_info(args.model, _shape_arg(args.input_shape))
+    info = model_info(args.model, shape_arg(args.input_shape))
     print(json.dumps(info, indent=2) if args.json else render_info(info))
     return 0
 
@@ -101,7 +92,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from clmace.session import InferenceSession
 
     start = time.perf_counter()
-    sess = InferenceSession(args.model, device=args.device, input_shapes=_shape_arg(args.input_shape) or None,
+    sess = InferenceSession(args.model, device=args.device, input_shapes=shape_arg(args.input_shape) or None,
                             precision=args.precision)
     created = time.perf_counter() - start
     inputs = {v.name: v for v in sess.graph.inputs}
@@ -167,7 +158,7 @@ def cmd_compile(args: argparse.Namespace) -> int:
     options = {"sign_key": args.sign_key} if args.sign_key else {}
     if not os.path.exists(args.output):  # the file is about to be created: "no file found" would only confuse
         logging.getLogger("clmace.store").addFilter(lambda r: "no compiled-program file found" not in r.getMessage())
-    sess = InferenceSession(args.model, device=args.device, input_shapes=_shape_arg(args.input_shape) or None,
+    sess = InferenceSession(args.model, device=args.device, input_shapes=shape_arg(args.input_shape) or None,
                             precision=args.precision, compiled_program=os.path.abspath(args.output), **options)
     if sess.runtime is None:
         raise ClmaceError("the model has dynamic input shapes: pass --input-shape NAME=D0,D1,.. for each")

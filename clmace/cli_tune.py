@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from clmace.cli_args import shape_arg
 from clmace.errors import ClmaceError
 
 EXAMPLE = ("clmace tune model.onnx --device gpu -o model.bin --budget 300\n"
@@ -52,14 +53,13 @@ def add_tune_arguments(p: argparse.ArgumentParser, standalone: bool) -> None:
 
 def run_tuning(args: argparse.Namespace, model: str, output: str) -> int:
     """Tune `model` into `output` and print what was found; 130 when interrupted."""
-    from clmace.cli import _shape_arg
     from clmace.tuning import render_summary, tune_model
 
     show = not getattr(args, "no_progress", False) and sys.stderr.isatty()
     with progress_bar(show) as progress:
         try:
             outcome = tune_model(model, output, args.device, budget=args.budget, seed=args.seed,
-                                 precision=args.precision, input_shapes=_shape_arg(args.input_shape) or None,
+                                 precision=args.precision, input_shapes=shape_arg(args.input_shape) or None,
                                  progress=progress, retune=getattr(args, "retune", False),
                                  **({"sign_key": args.sign_key} if getattr(args, "sign_key", None) else {}))
         except KeyboardInterrupt:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from typing import Any
 
+from clmace.cli_args import shape_arg
 from clmace.errors import ClmaceError
 
 EXAMPLES = {
@@ -24,9 +25,7 @@ DEVICE_HELP = "cpu, opencl, gpu or opencl:N (default: cpu)"
 
 
 def _shapes(items: list[str] | None) -> dict[str, tuple[int, ...]]:
-    from clmace.cli import _shape_arg
-
-    return _shape_arg(items or [])
+    return shape_arg(items)
 
 
 def _ranges(items: list[str] | None) -> dict[str, tuple[float, float]]:

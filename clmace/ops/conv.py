@@ -152,7 +152,7 @@ def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad:
     return apply_activation(y, activation, activation_params).astype(x.dtype, copy=False)
 
 
-def _transpose_pads(op: str, x: np.ndarray, kernel: Sequence[int], strides: list[int], dilations: list[int],
+def transpose_pads(op: str, x: np.ndarray, kernel: Sequence[int], strides: list[int], dilations: list[int],
                     out_pad: list[int], output_shape: Sequence[int] | None, pads: Sequence[int] | None,
                     auto_pad: str) -> tuple[list[int], list[int]]:
     """ConvTranspose's begin pads and output size, per the ONNX rules."""
@@ -205,7 +205,7 @@ def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *,
     strides = int_list(op, "strides", strides, rank, 1)
     dilations = int_list(op, "dilations", dilations, rank, 1)
     out_pad = int_list(op, "output_padding", output_padding, rank, 0)
-    begin, size = _transpose_pads(op, x, kernel, strides, dilations, out_pad, output_shape, pads, auto_pad)
+    begin, size = transpose_pads(op, x, kernel, strides, dilations, out_pad, output_shape, pads, auto_pad)
 
     ct = work_dtype(x.dtype)
     xg = x.astype(ct, copy=False).reshape(n, group, c // group, -1)

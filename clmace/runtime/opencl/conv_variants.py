@@ -7,11 +7,40 @@ from typing import Any
 
 import numpy as np
 
-from clmace.runtime.opencl.ops_conv import _pack_bias, _pack_blocks, _vec_ok
+from clmace.runtime.opencl.memory import SLACK
 from clmace.runtime.opencl.plan import Plan
 from clmace.runtime.opencl.variants import Bound, TuneSpec, Variant, options_text, pick_tile, record_key, tiled_variants
 
 FILES = ("conv.cl", "conv_gpu.cl")
+
+
+def pack_blocks(w: np.ndarray, groups: int, cb: int) -> np.ndarray:
+    """[G*cout][cin][k...] -> [G][ncb][cin][k...][cb] with zero rows padding cout up to ncb*cb."""
+    cout = w.shape[0] // groups
+    ncb = -(-cout // cb)
+    wg = w.reshape(groups, cout, *w.shape[1:])
+    if cout % cb == 0:  # no padding: one copy instead of zero-fill + two copies (start-up time)
+        return np.ascontiguousarray(np.moveaxis(wg.reshape(groups, ncb, cb, *w.shape[1:]), 2, -1), np.float32)
+    padded = np.zeros((groups, ncb * cb, *w.shape[1:]), np.float32)
+    padded[:, :cout] = wg
+    blocks = padded.reshape(groups, ncb, cb, *w.shape[1:])
+    return np.ascontiguousarray(np.moveaxis(blocks, 2, -1))
+
+
+def pack_bias(b: np.ndarray, groups: int, cout: int, cb: int) -> np.ndarray:
+    """[G*cout] -> [G][ncb*cb] with zeros padding each group's channels up to whole blocks."""
+    ncb = -(-cout // cb)
+    out = np.zeros((groups, ncb * cb), np.float32)
+    out[:, :cout] = b.reshape(groups, cout)
+    return out
+
+
+def vec_ok(p: Plan, x: str, w: int, ow: int, kw: int, sw: int, dw: int, pad_l: int, width: int = 8) -> int:
+    """1 when `width`-pixel vector loads of border blocks stay within the buffers' slack (SLACK bytes)."""
+    guard = SLACK // p.stored(x).itemsize
+    last = (ow - 1) // width * width
+    max_read = last * sw - pad_l + (kw - 1) * dw + width * max(sw, 2) - 1
+    return int(sw <= 2 and pad_l <= guard and max_read - (w - 1) <= guard)
 
 
 @dataclass
@@ -96,8 +125,8 @@ def pointwise_spec(op: ConvOp, p: Plan) -> TuneSpec:
         d = dict(v.defines)
         cb, px = d["CB"], d.get("PX", 16) if v.kernel == "conv1x1" else 1
         k = p.kernel(v.file, v.kernel, v.options(op.base))
-        wb = p.upload(_pack_blocks(op.w.reshape(op.cout_all, op.cin), op.groups, cb), like=op.x)
-        bb = p.upload(_pack_bias(op.bias, op.groups, op.cout, cb), like=op.x)
+        wb = p.upload(pack_blocks(op.w.reshape(op.cout_all, op.cin), op.groups, cb), like=op.x)
+        bb = p.upload(pack_bias(op.bias, op.groups, op.cout, cb), like=op.x)
         x, res, y = _io(op, p)
         args = [x, wb, bb, res, y, op.cin, op.cout, npix, op.groups, ng, *op.tail]
         return Bound(k, args, (-(-npix // px), -(-op.cout // cb), ng))
@@ -129,8 +158,8 @@ def depthwise_spec(op: ConvOp, p: Plan) -> TuneSpec:
         # Enough rows per work-item to amortise its start (PoCL: one work-group each), while leaving a few
         # hundred work-items to spread over the cores.
         rows = dict(v.params)["rows"] or max(1, min(op.oh, (nco * op.oh) // 512, -(-4096 // (op.ow * op.kh * op.kw))))
-        vec_ok = _vec_ok(p, op.x, op.wd, op.ow, op.kw, op.strides[1], op.dil[1], op.begin[1], 16)
-        return Bound(k, [*head, rows, vec_ok, nco, *op.tail], (-(-op.oh // rows), nco))
+        loads_ok = vec_ok(p, op.x, op.wd, op.ow, op.kw, op.strides[1], op.dil[1], op.begin[1], 16)
+        return Bound(k, [*head, rows, loads_ok, nco, *op.tail], (-(-op.oh // rows), nco))
 
     return _spec("conv_dw", op, p, variants, build, variants[0], variants[3])
 
@@ -149,15 +178,15 @@ def general_spec(op: ConvOp, p: Plan) -> TuneSpec:
             return _tiled(op, p, v)
         cb = dict(v.defines).get("CB", 8)
         k = p.kernel(v.file, v.kernel, v.options(op.base))
-        wb = p.upload(_pack_blocks(op.w, op.groups, cb), like=op.x)
-        bb = p.upload(_pack_bias(op.bias, op.groups, op.cout, cb), like=op.x)
+        wb = p.upload(pack_blocks(op.w, op.groups, cb), like=op.x)
+        bb = p.upload(pack_bias(op.bias, op.groups, op.cout, cb), like=op.x)
         x, res, y = _io(op, p)
         head = [x, wb, bb, res, y, op.cin, op.cout, op.h, op.wd, op.oh, op.ow, op.kh, op.kw, sh, sw, dh, dw, pt, pl,
                 op.groups]
         if v.kernel == "conv_general_pix":
             return Bound(k, [*head, ng, *op.tail], (op.oh * op.ow, -(-op.cout // cb), ng))
-        vec_ok = _vec_ok(p, op.x, op.wd, op.ow, op.kw, sw, dw, pl)
-        return Bound(k, [*head, vec_ok, ng, *op.tail], (-(-op.ow // 8), op.oh, ng * -(-op.cout // 8)))
+        loads_ok = vec_ok(p, op.x, op.wd, op.ow, op.kw, sw, dw, pl)
+        return Bound(k, [*head, loads_ok, ng, *op.tail], (-(-op.ow // 8), op.oh, ng * -(-op.cout // 8)))
 
     gpu = pick_tile(variants, op.cout, op.oh * op.ow, ng, int(p.device.max_compute_units))
     return _spec("conv_general", op, p, variants, build, variants[0], gpu)

@@ -19,10 +19,6 @@ class Block:
     last: int
     offset: int = -1
 
-    def overlaps(self, other: Block) -> bool:
-        """True when the two lifetimes share a step."""
-        return self.first <= other.last and other.first <= self.last
-
 
 def align(n: int, alignment: int) -> int:
     """n rounded up to a multiple of alignment."""

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from clmace.ir import Node
-from clmace.ops.conv import window_pads
-from clmace.runtime.opencl.memory import SLACK
+from clmace.ops.conv import transpose_pads, window_pads
+from clmace.runtime.opencl import conv_variants
 from clmace.runtime.opencl.plan import Launch, NotLowerable, Plan
 
 FILE = "conv.cl"
@@ -34,38 +34,8 @@ def _float_check(p: Plan, node: Node, names: list[str]) -> None:
             raise NotLowerable(f"{node.op_type} on {p.dtype(name)} tensors has no kernel")
 
 
-def _pack_blocks(w: np.ndarray, groups: int, cb: int) -> np.ndarray:
-    """[G*cout][cin][k...] -> [G][ncb][cin][k...][cb] with zero rows padding cout up to ncb*cb."""
-    cout = w.shape[0] // groups
-    ncb = -(-cout // cb)
-    wg = w.reshape(groups, cout, *w.shape[1:])
-    if cout % cb == 0:  # no padding: one copy instead of zero-fill + two copies (start-up time)
-        return np.ascontiguousarray(np.moveaxis(wg.reshape(groups, ncb, cb, *w.shape[1:]), 2, -1), np.float32)
-    padded = np.zeros((groups, ncb * cb, *w.shape[1:]), np.float32)
-    padded[:, :cout] = wg
-    blocks = padded.reshape(groups, ncb, cb, *w.shape[1:])
-    return np.ascontiguousarray(np.moveaxis(blocks, 2, -1))
-
-
-def _pack_bias(b: np.ndarray, groups: int, cout: int, cb: int) -> np.ndarray:
-    ncb = -(-cout // cb)
-    out = np.zeros((groups, ncb * cb), np.float32)
-    out[:, :cout] = b.reshape(groups, cout)
-    return out
-
-
-def _vec_ok(p: Plan, x: str, w: int, ow: int, kw: int, sw: int, dw: int, pad_l: int, width: int = 8) -> int:
-    """1 when `width`-pixel vector loads of border blocks stay within the buffers' slack (SLACK bytes)."""
-    guard = SLACK // p.stored(x).itemsize
-    last = (ow - 1) // width * width
-    max_read = last * sw - pad_l + (kw - 1) * dw + width * max(sw, 2) - 1
-    return int(sw <= 2 and pad_l <= guard and max_read - (w - 1) <= guard)
-
-
 def lower_conv(node: Node, p: Plan) -> list[Launch]:
     """Conv (2-D): the pointwise, depthwise or general family, each with its variants (conv_variants.py)."""
-    from clmace.runtime.opencl import conv_variants
-
     x, y = node.inputs[0], node.outputs[0]
     w = p.const(node.inputs[1])
     if w is None or len(p.shape(x)) != 4:
@@ -100,8 +70,6 @@ def lower_conv(node: Node, p: Plan) -> list[Launch]:
 
 def lower_conv_transpose(node: Node, p: Plan) -> list[Launch]:
     """ConvTranspose (2-D) as a gather over the inputs reaching each output pixel."""
-    from clmace.ops.conv import _transpose_pads
-
     x, y = node.inputs[0], node.outputs[0]
     w = p.const(node.inputs[1])
     if w is None or len(p.shape(x)) != 4:
@@ -119,7 +87,7 @@ def lower_conv_transpose(node: Node, p: Plan) -> list[Launch]:
     strides = [int(s) for s in node.attrs.get("strides", [1, 1])]
     dil = [int(d) for d in node.attrs.get("dilations", [1, 1])]
     out_pad = [int(v) for v in node.attrs.get("output_padding", [0, 0])]
-    begin, _ = _transpose_pads("ConvTranspose", np.empty((1, 1, h, wd), np.uint8), (kh, kw), strides, dil,
+    begin, _ = transpose_pads("ConvTranspose", np.empty((1, 1, h, wd), np.uint8), (kh, kw), strides, dil,
                                out_pad, node.attrs.get("output_shape"), node.attrs.get("pads"),
                                node.attrs.get("auto_pad", "NOTSET"))
     act, p0, p1 = activation_args(node.attrs.get("activation"), node.attrs.get("activation_params", ()))

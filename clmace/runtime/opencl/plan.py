@@ -414,10 +414,6 @@ class Plan:
         extra = [epilogue.residual] if epilogue.residual else []
         return HostStep(replace(node, inputs=[*node.inputs, *extra]), fused)
 
-    def tuned_launches(self) -> list[Launch]:
-        """Launches whose variant and local size came from tuned records."""
-        return [s for s in self.steps if isinstance(s, Launch) and s.tuned]
-
     def raw_weight_bytes(self) -> int:
         """Bytes of the distinct constants that device nodes read, in storage format."""
         names = {i for n in self.nodes if self.devices.get(n.name) == "opencl" for i in n.inputs
