@@ -6,12 +6,10 @@ import numpy as np
 
 from clmace.frontend.graph_edit import add_initializer, const, is_graph_output, sole_consumer
 from clmace.ir import Graph, Node
+from clmace.ops.activation import activation_spec
 
 # Producers that can absorb a following activation (their kernels apply it on the way out).
 ACT_HOSTS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
-SIMPLE_ACTS = ("Relu", "Sigmoid", "HardSwish", "Tanh")
-
-
 def _channel_scale(graph: Graph, bn: Node) -> tuple[np.ndarray, np.ndarray] | None:
     """BatchNormalization as y = x * scale + shift per channel, when its parameters are constants."""
     params = [const(graph, name) for name in bn.inputs[1:5]]
@@ -126,25 +124,7 @@ def fuse_bias(graph: Graph) -> int:
 
 def _activation_of(graph: Graph, act: Node) -> tuple[str, tuple[float, ...]] | None:
     """The (name, params) of a fusable activation node, or None."""
-    op = act.op_type
-    if op in SIMPLE_ACTS:
-        return op, ()
-    if op == "LeakyRelu":
-        return op, (float(act.attrs.get("alpha", 0.01)),)
-    if op == "HardSigmoid":
-        return op, (float(act.attrs.get("alpha", 0.2)), float(act.attrs.get("beta", 0.5)))
-    if op == "Clip":
-        if graph.opset < 11:
-            return op, (float(act.attrs.get("min", -np.inf)), float(act.attrs.get("max", np.inf)))
-        bounds = []
-        for i, default in ((1, -np.inf), (2, np.inf)):
-            name = act.inputs[i] if len(act.inputs) > i else ""
-            value = const(graph, name) if name else np.array(default)
-            if value is None or value.size != 1:
-                return None
-            bounds.append(float(value.reshape(())))
-        return op, tuple(bounds)
-    return None
+    return activation_spec(act.op_type, act.attrs, act.inputs, graph.opset, graph.initializers)
 
 
 def _swish_tail(graph: Graph, x: str, consumers: dict[str, list[Node]]) -> tuple[Node, Node] | None:

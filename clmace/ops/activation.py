@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,6 +51,36 @@ def clip(x: np.ndarray, lo: float = -np.inf, hi: float = np.inf) -> np.ndarray:
 def tanh(x: np.ndarray) -> np.ndarray:
     """Tanh."""
     return np.tanh(x)
+
+
+PARAMETERLESS = ("Relu", "Sigmoid", "HardSwish", "Tanh")
+
+
+def activation_spec(op_type: str, attrs: Mapping[str, Any], inputs: Sequence[str], opset: int,
+                    initializers: Mapping[str, np.ndarray]) -> tuple[str, tuple[float, ...]] | None:
+    """(name, params) of a node that a producer can apply on its way out (fused), or None.
+
+    The one place that decides which activations fuse and reads their parameters; frontend fusion and the
+    OpenCL plan both ask it. Clip's bounds must be constants.
+    """
+    if op_type in PARAMETERLESS:
+        return op_type, ()
+    if op_type == "LeakyRelu":
+        return op_type, (float(attrs.get("alpha", 0.01)),)
+    if op_type == "HardSigmoid":
+        return op_type, (float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5)))
+    if op_type != "Clip":
+        return None
+    if opset < 11:
+        return op_type, (float(attrs.get("min", -np.inf)), float(attrs.get("max", np.inf)))
+    bounds = []
+    for i, default in ((1, -np.inf), (2, np.inf)):
+        name = inputs[i] if len(inputs) > i else ""
+        value = initializers.get(name) if name else np.array(default)
+        if value is None or np.asarray(value).size != 1:
+            return None
+        bounds.append(float(np.asarray(value).reshape(())))
+    return op_type, tuple(bounds)
 
 
 def apply_activation(x: np.ndarray, name: str | None, params: Sequence[float] = ()) -> np.ndarray:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from clmace.ir import Graph, Node
+from clmace.ops.activation import activation_spec as fused_activation
 
-SIMPLE_ACTS = ("Relu", "Sigmoid", "HardSwish", "Tanh")
 Activation = tuple[str, tuple[float, ...]]
 
 
@@ -49,26 +49,9 @@ def copy_nodes(graph: Graph) -> list[Node]:
             for n in graph.nodes]
 
 
-def activation_spec(graph: Graph, node: Node) -> tuple[str, tuple[float, ...]] | None:
+def activation_spec(graph: Graph, node: Node) -> Activation | None:
     """(name, params) when node is an activation the kernels apply on the way out."""
-    op = node.op_type
-    if op in SIMPLE_ACTS:
-        return op, ()
-    if op == "LeakyRelu":
-        return op, (float(node.attrs.get("alpha", 0.01)),)
-    if op == "HardSigmoid":
-        return op, (float(node.attrs.get("alpha", 0.2)), float(node.attrs.get("beta", 0.5)))
-    if op == "Clip":
-        if graph.opset < 11:
-            return op, (float(node.attrs.get("min", -np.inf)), float(node.attrs.get("max", np.inf)))
-        bounds = []
-        for i, default in ((1, -np.inf), (2, np.inf)):
-            name = node.inputs[i] if len(node.inputs) > i else ""
-            if name and name not in graph.initializers:
-                return None
-            bounds.append(float(np.asarray(graph.initializers[name]).reshape(-1)[0]) if name else default)
-        return op, tuple(bounds)
-    return None
+    return fused_activation(node.op_type, node.attrs, node.inputs, graph.opset, graph.initializers)
 
 
 class _Index:
