@@ -1,4 +1,5 @@
-"""Which OpenCL driver libraries this machine has installed, found without loading them or running ldconfig."""
+"""Which OpenCL driver libraries this machine has installed (found without loading them or running ldconfig),
+the compile target clmace gave each PoCL device, and the one place clmace sets drivers' environment variables."""
 
 from __future__ import annotations
 
@@ -42,3 +43,13 @@ def set_compile_target(device_ptr: int, name: str) -> None:
 def compile_target(device_ptr: int) -> str:
     """The CPU target recorded for a device ('' for devices clmace did not set one for)."""
     return _COMPILE_TARGETS.get(device_ptr, "")
+
+
+def set_driver_variable(name: str, value: str) -> None:
+    """Set a driver's environment variable for this process (and its children): the one place clmace does.
+
+    Drivers read these once, when OpenCL starts, so callers set them before that: POCL_CACHE_DIR and
+    CUDA_CACHE_PATH/CUDA_CACHE_DISABLE (store/pocl.py, store/nvidia.py: private driver caches) and
+    POCL_KERNELLIB_NAME (runtime/opencl/pocl_target.py: the builtins variant of distro PoCL builds).
+    """
+    os.environ[name] = value

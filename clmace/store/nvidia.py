@@ -50,10 +50,10 @@ def configure_cache_dir(cache_dir: str) -> CudaCacheSetup:
     problem = trust.private_dir_problem(path)
     if problem is not None:
         log.warning("CUDA JIT cache not put in %s (%s): caching disabled for this process", path, problem)
-        os.environ["CUDA_CACHE_DISABLE"] = "1"
+        drivers.set_driver_variable("CUDA_CACHE_DISABLE", "1")
         _setup = CudaCacheSetup(None, managed=False)
         return _setup
-    os.environ["CUDA_CACHE_PATH"] = path
+    drivers.set_driver_variable("CUDA_CACHE_PATH", path)
     _setup = CudaCacheSetup(path, managed=True)
     return _setup
 

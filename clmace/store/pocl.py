@@ -22,6 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 
+from clmace import drivers
 from clmace.store import trust
 
 log = logging.getLogger("clmace.store")
@@ -67,7 +68,7 @@ def configure_cache_dir(cache_dir: str) -> PoclCacheSetup:
         log.info("PoCL kernel cache not put in %s: %s", path, problem)
     else:
         path = tempfile.mkdtemp(prefix="clmace-pocl-")  # private by construction; gone with this machine's /tmp
-    os.environ["POCL_CACHE_DIR"] = path
+    drivers.set_driver_variable("POCL_CACHE_DIR", path)
     _setup = PoclCacheSetup(path, managed=True)
     log.debug("PoCL kernel cache: %s", path)
     return _setup

@@ -213,7 +213,7 @@ def prepare_environment(name: str | None) -> None:
     global _env_set
     if variant and features and os.environ.get(KERNELLIB_ENV) is None:
         if variant != kernellib_variant(features)[0]:
-            os.environ[KERNELLIB_ENV] = variant
+            drivers.set_driver_variable(KERNELLIB_ENV, variant)
             _env_set = True
 
 
