@@ -140,7 +140,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
                 ensure_compilable(select_device(f"opencl:{info.index}"))
             except DeviceError as exc:
                 logging.getLogger("clmace.cli").debug("driver check failed on opencl:%d: %s", info.index, exc)
-    devices = list_devices()
+    devices = list_devices(with_check=True)
     if args.json:
         print(json.dumps([d.__dict__ for d in devices], indent=2))
     for d in [] if args.json else devices:

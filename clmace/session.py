@@ -132,9 +132,9 @@ class InferenceSession:
         elif all(v.is_static() for v in self.graph.inputs):
             self._runtime_for({v.name: tuple(v.shape) for v in self.graph.inputs})  # type: ignore[arg-type]
         elif not allow_cpu_fallback:  # planned at the first run(): check the device and precision now
-            from clmace.runtime.opencl.runtime import check_precision
+            from clmace.runtime.opencl.runtime import check_precision, device_info
 
-            check_precision(self.device, precision, bool(self.options.get("fp16_without_extension")))
+            check_precision(device_info(self.device), precision, bool(self.options.get("fp16_without_extension")))
 
     @staticmethod
     def _make_store(options: dict[str, Any]) -> Any:

@@ -29,16 +29,6 @@ def untrusted_reason(path: str, problem: str) -> str:
             "it to a directory only you can write")
 
 
-def _read_bytes(path: str) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise
-    except OSError as e:
-        raise ProgramFileError(f"{path}: cannot read ({e.strerror or e})") from e
-
-
 def _decode(path: str, data: bytes, trusted_keys: Sequence[Any] | None) -> ProgramFile:
     try:
         pf = loads(data)
@@ -63,14 +53,9 @@ def _read_checked(path: str) -> tuple[bytes, str | None]:
         raise ProgramFileError(f"{path}: cannot read ({e.strerror or e})") from e
 
 
-def read_file(path: str, trusted_keys: Sequence[Any] | None = None, check_trust: bool = True) -> ProgramFile:
+def read_file(path: str, trusted_keys: Sequence[Any] | None = None) -> ProgramFile:
     """Read and validate a file: FileNotFoundError if absent, ProgramFileError if bad, UntrustedFileError when
-    trusted keys are set and none signed it, or when no keys are set and others could have written it.
-
-    check_trust=False reads any file (to inspect it, never to load its programs).
-    """
-    if not check_trust:
-        return _decode(path, _read_bytes(path), None)
+    trusted keys are set and none signed it, or when no keys are set and others could have written it."""
     data, problem = _read_checked(path)
     pf = _decode(path, data, trusted_keys)
     if trusted_keys is None and problem:
@@ -164,8 +149,8 @@ def write_file(path: str, pf: ProgramFile, removed: Mapping[str, set[str]] | Non
     timeout = LOCK_TIMEOUT_S if timeout is None else timeout
     try:
         os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)  # private: see trust.py
-        early = trust.path_problem(path) if os.path.lexists(path) else \
-            trust.path_problem(os.path.dirname(os.path.abspath(path)), is_dir=True)
+        directory = os.path.dirname(os.path.abspath(path))
+        early = trust.path_problem(path) if os.path.lexists(path) else trust.path_problem(directory, is_dir=True)
         if early and signer is None:  # checked before the lock file too: nothing is created beside such a file
             log.warning("compiled-program file not written: %s", untrusted_reason(path, early))
             return False
@@ -174,7 +159,7 @@ def write_file(path: str, pf: ProgramFile, removed: Mapping[str, set[str]] | Non
             try:
                 data, problem = _read_checked(path)
             except FileNotFoundError:
-                data, problem = None, trust.path_problem(os.path.dirname(os.path.abspath(path)), is_dir=True)
+                data, problem = None, None  # its directory was checked above
             except ProgramFileError as e:
                 log.info("replacing unreadable compiled-program file: %s", e)
                 data, problem = None, None

@@ -16,11 +16,13 @@ On Windows ownership and modes are not checked this way: files there are trusted
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 
 _WRITABLE_BY_OTHERS = stat.S_IWGRP | stat.S_IWOTH
 MAX_SYMLINKS = 40
+log = logging.getLogger("clmace.store")
 
 
 def _owner_ok(st: os.stat_result) -> bool:
@@ -131,15 +133,13 @@ def private_dir_problem(path: str) -> str | None:
 def users_cache_dir(variable: str) -> str | None:
     """The driver cache directory the user named in `variable`, when it is private; None when unset, or (with a
     warning) when others could write it: drivers load the code they find in their caches."""
-    import logging
-
     path = os.environ.get(variable)
     if not path:
         return None
     problem = private_dir_problem(path)
     if problem is None:
         return path
-    logging.getLogger("clmace.store").warning(
+    log.warning(
         "%s=%s not used: %s; the driver loads the code it finds in its cache, so clmace gives it a private "
         "directory instead", variable, path, problem)
     return None

@@ -74,6 +74,12 @@ def _round(a: np.ndarray, half: bool) -> np.ndarray:
     return a.astype(np.float16 if half else np.float32).astype(np.float64)
 
 
+def _close(got: np.ndarray, want: np.ndarray, half: bool) -> bool:
+    """Equal within what float32 (or half storage, 11 bits) leaves of a short float sum."""
+    tol = 4e-3 if half else 1e-5
+    return bool(np.allclose(got.astype(np.float64), want, rtol=tol, atol=tol))
+
+
 def check_math(got: np.ndarray, x: np.ndarray, y: np.ndarray, z: np.ndarray, width: int, half: bool) -> list[str]:
     """Mismatches of one math kernel's outputs (one row per function, in the kernel's order) against NumPy."""
     failures = []
@@ -151,7 +157,7 @@ def _run_stencil(context: Any, queue: Any, program: Any, half: bool) -> list[str
         program.stencil(queue, glob, local, ins[0], out, np.int32(h), np.int32(w))
         got = np.empty_like(a)
         cl.enqueue_copy(queue, got, out)
-        if not np.allclose(got.astype(np.float64), want, rtol=4e-3 if half else 1e-5, atol=4e-3 if half else 1e-5):
+        if not _close(got, want, half):
             failures.append(f"3x3 stencil with local size {local}{' (half)' if half else ''}: wrong values")
     return failures
 
@@ -168,7 +174,7 @@ def _run_group_sum(context: Any, queue: Any, program: Any, half: bool, device: A
         got = np.empty(256 // local, dtype)
         cl.enqueue_copy(queue, got, out)
         want = _round(a.astype(np.float64).reshape(-1, local).sum(axis=1), half)
-        if not np.allclose(got.astype(np.float64), want, rtol=4e-3 if half else 1e-5, atol=4e-3 if half else 1e-5):
+        if not _close(got, want, half):
             failures.append(f"local-memory sum with work-group size {local}{' (half)' if half else ''}: wrong")
     return failures
 

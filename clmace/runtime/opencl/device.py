@@ -30,14 +30,15 @@ class DeviceInfo:
     global_memory: int
     fp16: bool
     compile_target: str = ""  # the LLVM CPU PoCL compiles for (PoCL only)
-    driver_check: str = "not run yet"  # clmace's canary verdict: "passed", "failed: ..." or "not run yet"
+    driver_check: str = ""  # clmace's canary verdict, when asked for (list_devices(with_check=True))
 
     def describe(self) -> str:
         """Two lines: index, type, name, platform and key capabilities; then target and driver check."""
         target = f"compiles for {self.compile_target}; " if self.compile_target else ""
         return (f"opencl:{self.index} {self.type} {self.name!r} on {self.platform!r} (driver {self.driver_version}, "
                 f"{self.opencl_c_version}, {self.compute_units} CUs, {self.global_memory >> 20} MiB"
-                f"{', fp16' if self.fp16 else ''})\n    {target}driver check: {self.driver_check}")
+                f"{', fp16' if self.fp16 else ''})"
+                + (f"\n    {target}driver check: {self.driver_check}" if target or self.driver_check else ""))
 
 
 def _type_name(device: Any) -> str:
@@ -121,20 +122,21 @@ def _enumerate_devices() -> list[Any]:
     return devices
 
 
-def describe(index: int, device: Any) -> DeviceInfo:
-    """The DeviceInfo of one pyopencl device."""
+def describe(index: int, device: Any, with_check: bool = False) -> DeviceInfo:
+    """The DeviceInfo of one pyopencl device; with_check adds the driver-check verdict (reads the cache dir)."""
     return DeviceInfo(
         index=index, type=_type_name(device), name=device.name.strip(), vendor=device.vendor.strip(),
         platform=device.platform.name.strip(), driver_version=device.driver_version.strip(),
         opencl_c_version=device.opencl_c_version.strip(), compute_units=int(device.max_compute_units),
         global_memory=int(device.global_mem_size), fp16="cl_khr_fp16" in device.extensions.split(),
-        compile_target=st.target if (st := pocl_target.state(device)) else "", driver_check=health.describe(device),
+        compile_target=st.target if (st := pocl_target.state(device)) else "",
+        driver_check=health.describe(device) if with_check else "",
     )
 
 
-def list_devices() -> list[DeviceInfo]:
-    """Every OpenCL device of every platform, numbered as 'opencl:N' selects them."""
-    return [describe(i, d) for i, d in enumerate(_all_devices())]
+def list_devices(with_check: bool = False) -> list[DeviceInfo]:
+    """Every OpenCL device of every platform, numbered as 'opencl:N' selects them (with_check: see describe)."""
+    return [describe(i, d, with_check) for i, d in enumerate(_all_devices())]
 
 
 def _check_nvidia(devices: list[Any]) -> None:

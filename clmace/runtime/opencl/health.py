@@ -8,6 +8,7 @@ gets a DeviceError that says what failed and what to do.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -52,6 +53,7 @@ def _cache_dir() -> str:
     return default_cache_dir()
 
 
+@functools.cache
 def _canary_hash() -> str:
     from clmace.runtime.opencl.canary import CANARY_FILE
     from clmace.runtime.opencl.programs import kernel_source
@@ -210,11 +212,11 @@ def _child_failures(returncode: int, out: str, err: str, target: str) -> list[st
     return ["wrong results: " + "; ".join(result.get("failures", []))]
 
 
-def check(device: Any, target: str, refresh: bool = False) -> Verdict:
+def check(device: Any, target: str) -> Verdict:
     """The verdict for device and target: from the cache dir, else from a child run (then stored)."""
     checks = CheckFile()
     key = verdict_key(device, target)
-    cached = None if refresh else checks.get(key)
+    cached = checks.get(key)
     if cached is not None:
         return cached
     st = pocl_target.state(device)

@@ -20,6 +20,7 @@ it reports `znver3` (no AVX-512) or `generic` on them. So clmace decides the nam
 from __future__ import annotations
 
 import ctypes
+import functools
 import logging
 import os
 import re
@@ -100,6 +101,7 @@ _HSTR = re.compile(r"HSTR: \w+-x86_64-\w+-linux-gnu-(\S+)$")
 _LLVM = re.compile(r"LLVM (\d+)\.")
 
 
+@functools.cache
 def host_features() -> frozenset[str] | None:
     """The CPU feature flags of this host (cpuid bits as Linux names them), or None where unreadable."""
     try:

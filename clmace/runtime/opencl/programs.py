@@ -10,6 +10,8 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+from clmace.runtime.opencl.health import ensure_compilable
+
 log = logging.getLogger("clmace.opencl")
 
 COMMON = "common.cl"  # macros every program starts with (storage type, activations)
@@ -130,8 +132,6 @@ def build_program(context: Any, device: Any, name: str, source: str, options: li
     Before the first compile from source on a device, health.ensure_compilable proves (in a child process)
     that its driver survives our kernels; a build from a stored binary needs no such check.
     """
-    from clmace.runtime.opencl.health import ensure_compilable
-
     if program_store is not None:
         return program_store.build(context, device, name, source, list(options),
                                    before_compile=lambda: ensure_compilable(device))

@@ -40,9 +40,14 @@ def _label(node: Any, plan: Plan) -> str:
     return node.op_type + own + plan.epilogue(node).label()
 
 
-def check_precision(device: str, precision: str, without_extension: bool = False) -> None:
-    """DeviceError when `device` ('opencl', 'gpu', 'opencl:N') does not exist or cannot store fp16."""
-    info = describe(device_index(dev := select_device(device)), dev)
+def device_info(device: str) -> DeviceInfo:
+    """The DeviceInfo of the device `device` names ('opencl', 'gpu', 'opencl:N'); DeviceError when none."""
+    dev = select_device(device)
+    return describe(device_index(dev), dev)
+
+
+def check_precision(info: DeviceInfo, precision: str, without_extension: bool = False) -> None:
+    """DeviceError when the device cannot store fp16 (and the user did not ask for half storage anyway)."""
     if precision == "fp16" and not info.fp16 and not without_extension:
         raise DeviceError(f"precision 'fp16' needs the cl_khr_fp16 extension, which {info.name!r} ({info.platform}) "
                           "does not report; use precision='fp32'")
@@ -71,7 +76,7 @@ class OpenCLRuntime:
         self.graph, self.precision = graph, precision
         self._device = select_device(device)
         self.device_info: DeviceInfo = describe(device_index(self._device), self._device)
-        check_precision(device, precision, opts["fp16_without_extension"])
+        check_precision(self.device_info, precision, opts["fp16_without_extension"])
         self.context, self.queue = shared_context(self._device)
         self.builder = shared_builder(self.context, self._device, program_store)
         self.plan = Plan(graph, self.context, self.queue, self._device, self.builder, LOWERINGS,
