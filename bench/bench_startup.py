@@ -22,9 +22,9 @@ import statistics
 import tempfile
 from pathlib import Path
 
-from clmace.benchmark import fresh_process
-from clmace.store import pocl
+from clmace.store.capture import pocl
 from clmace.store.store import PROGRAM_FILE_NAME
+from clmace.workflow.bench import fresh_process
 
 PHASES = ("import_s", "session_s", "first_run_s", "to_first_result_s", "process_s")
 

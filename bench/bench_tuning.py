@@ -83,7 +83,7 @@ def measure(path: Path, device: str, program_file: str, runs: int, warmup: int, 
 
 def bench_model(spec: str, args: argparse.Namespace, directory: Path) -> dict:
     """Tune one model into a fresh file, then measure untuned vs tuned."""
-    from clmace.tuning import tune_model
+    from clmace.workflow.tune import tune_model
 
     path = model_path(spec, directory)
     program_file = str(directory / f"{path.stem}.{args.device.replace(':', '_')}.clmace")
@@ -102,7 +102,7 @@ def bench_model(spec: str, args: argparse.Namespace, directory: Path) -> dict:
 
 def section(rows: list[dict], command: str) -> str:
     """The markdown Tuning section of RESULTS.md."""
-    from clmace.tuning import render_summary
+    from clmace.workflow.tune import render_summary
 
     lines = [START, "## Tuning: tuned vs untuned end-to-end latency", "",
              f"{datetime.date.today().isoformat()}; device: {rows[0]['device']}. Command: `{command}`.", "",

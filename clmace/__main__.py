@@ -1,5 +1,5 @@
 """python -m clmace: the command-line interface."""
 
-from clmace.cli import main
+from clmace.cli.main import main
 
 raise SystemExit(main())

@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from clmace.errors import ConfigError, DeviceError, ModelError
+from clmace.backends.numpy import NumpyRuntime
+from clmace.core.errors import ConfigError, DeviceError, ModelError
+from clmace.core.ir import Dim, Graph
 from clmace.frontend import modelfile
-from clmace.ir import Dim, Graph
-from clmace.runtime.numpy_rt import NumpyRuntime
-from clmace.runtime.shapes import dry_run_shapes
+from clmace.frontend.shapes import dry_run_shapes
 
 if TYPE_CHECKING:  # onnx is imported only when an ONNX model is loaded: it costs ~60 ms of start-up
     import onnx
@@ -81,7 +81,7 @@ def _check_options(options: Mapping[str, Any]) -> None:
     """Refuse option names no device knows (a typo must not silently do nothing), on every device."""
     if not options:
         return
-    from clmace.runtime.opencl.runtime import OPTIONS as RUNTIME_OPTIONS  # only when options are given
+    from clmace.backends.opencl.runtime import OPTIONS as RUNTIME_OPTIONS  # only when options are given
 
     valid = sorted({*STORE_OPTIONS, *RUNTIME_OPTIONS})
     unknown = sorted(set(options) - set(valid))
@@ -106,7 +106,7 @@ class InferenceSession:
         self.program_store = self._make_store(self.options) if self.device != "cpu" else None
         _check_device_name(self.device, precision)
         if self.device != "cpu" and not isinstance(model, Graph):
-            from clmace.runtime.opencl.device import prefetch_devices
+            from clmace.backends.opencl.device import prefetch_devices
 
             prefetch_devices()  # pyopencl's import and the device list overlap reading the model
         level = getattr(sess_options, "graph_optimization_level", None)
@@ -132,7 +132,7 @@ class InferenceSession:
         elif all(v.is_static() for v in self.graph.inputs):
             self._runtime_for({v.name: tuple(v.shape) for v in self.graph.inputs})  # type: ignore[arg-type]
         elif not allow_cpu_fallback:  # planned at the first run(): check the device and precision now
-            from clmace.runtime.opencl.runtime import check_precision, device_info
+            from clmace.backends.opencl.runtime import check_precision, device_info
 
             check_precision(device_info(self.device), precision, bool(self.options.get("fp16_without_extension")))
 
@@ -260,7 +260,7 @@ class InferenceSession:
         return graph
 
     def _make_runtime(self, graph: Graph) -> Any:
-        from clmace.runtime.opencl import OpenCLRuntime  # imported lazily: pyopencl loads the ICD
+        from clmace.backends.opencl import OpenCLRuntime  # imported lazily: pyopencl loads the ICD
 
         try:
             runtime = OpenCLRuntime(graph, self.device, precision=self.precision, strict=self.strict,

@@ -25,8 +25,8 @@ def _probe(spec: str) -> tuple[Any, str | None]:
         import pyopencl  # noqa: F401
     except ImportError as exc:
         return None, f"pyopencl cannot be imported ({exc})"
-    from clmace.runtime.opencl.device import select_device
-    from clmace.runtime.opencl.health import ensure_compilable
+    from clmace.backends.opencl.device import select_device
+    from clmace.backends.opencl.quirks.health import ensure_compilable
 
     try:
         device = _pocl_device() if spec == "pocl" else select_device(spec)
@@ -37,8 +37,8 @@ def _probe(spec: str) -> tuple[Any, str | None]:
 
 
 def _pocl_device() -> Any:
-    from clmace.errors import DeviceError
-    from clmace.runtime.opencl.device import list_devices, select_device
+    from clmace.backends.opencl.device import list_devices, select_device
+    from clmace.core.errors import DeviceError
 
     for info in list_devices():
         if info.platform == POCL:

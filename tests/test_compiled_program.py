@@ -12,7 +12,7 @@ import pytest
 from onnx import helper
 
 import clmace
-from clmace.cli import main
+from clmace.cli.main import main
 from clmace.store import read_file
 from tests.onnx_build import make_model
 from tests.opencl_probe import require_device

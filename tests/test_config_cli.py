@@ -10,9 +10,9 @@ import onnx
 import pytest
 from onnx import helper
 
-from clmace.cli import main
-from clmace.config import load_config, sha256_file
-from clmace.errors import ConfigError
+from clmace.cli.main import main
+from clmace.core.errors import ConfigError
+from clmace.workflow.config import load_config, sha256_file
 from tests.onnx_build import make_model
 
 rng = np.random.default_rng(2)

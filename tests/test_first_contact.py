@@ -13,7 +13,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import clmace
-from clmace.errors import ConfigError, DeviceError
+from clmace.core.errors import ConfigError, DeviceError
 from clmace.store.format import ProgramFile, Section, dumps
 from tests.store.test_store_io import FP
 

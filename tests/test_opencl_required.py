@@ -45,7 +45,7 @@ import sys, warnings
 import numpy as np
 from onnx import helper
 import clmace
-from clmace.errors import DeviceError
+from clmace.core.errors import DeviceError
 from tests.onnx_build import make_model
 model = make_model([helper.make_node("Relu", ["x"], ["y"])], [("x", [2, 3])], [("y", [2, 3])])
 x = np.array([[-1, 0, 1], [2, -3, 4]], np.float32)

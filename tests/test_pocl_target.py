@@ -8,9 +8,9 @@ from importlib import resources
 
 import pytest
 
-from clmace import drivers
-from clmace.runtime.opencl import canary, pocl_target
-from clmace.runtime.opencl.pocl_target import candidates, kernellib_variant, static_problem
+from clmace.backends.opencl.quirks import canary, pocl_target
+from clmace.backends.opencl.quirks.pocl_target import candidates, kernellib_variant, static_problem
+from clmace.core import drivers
 
 BASE = "fpu sse sse2 ssse3 sse4_1 sse4_2 popcnt cx16 lahf_lm"
 HASWELL = BASE + " avx avx2 fma bmi1 bmi2 movbe f16c abm"
@@ -147,7 +147,7 @@ def test_an_unknown_pocl_build_is_never_written() -> None:
 
 def _kernel_builtins() -> set[str]:
     """OpenCL builtin functions called in clmace's kernels (canary.cl excepted)."""
-    folder = resources.files("clmace.runtime.opencl") / "kernels"
+    folder = resources.files("clmace.backends.opencl") / "kernels"
     calls: set[str] = set()
     for item in folder.iterdir():
         if item.name.endswith(".cl") and item.name != canary.CANARY_FILE:
@@ -168,7 +168,7 @@ OPENCL_BUILTINS = {
 
 
 def test_the_canary_calls_every_builtin_the_kernels_call() -> None:
-    folder = resources.files("clmace.runtime.opencl") / "kernels"
+    folder = resources.files("clmace.backends.opencl") / "kernels"
     text = (folder / canary.CANARY_FILE).read_text(encoding="utf-8")
     covered = set(re.findall(r"\b([a-z_][a-z0-9_]*)\s*\(", text))
     # vloadN/vstoreN/vload_halfN are reached through canary.cl's LOAD_N/STORE_N macros

@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import clmace
-from clmace.errors import ModelError, UnsupportedOpError
+from clmace.core.errors import ModelError, UnsupportedOpError
 from tests.onnx_build import assert_close, make_model, ort_run
 
 rng = np.random.default_rng(1)

@@ -45,7 +45,7 @@ for m, x, name in ((CNN(), torch.randn(1, 3, 32, 32), "cnn"), (Attn(), torch.ran
 
 _RUN = """
 import sys, numpy as np, onnxruntime as ort, clmace
-from clmace.errors import DeviceError
+from clmace.core.errors import DeviceError
 path, precision = sys.argv[1], sys.argv[2]
 ref = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
 feeds = {i.name: np.random.default_rng(0).standard_normal(i.shape).astype(np.float32) for i in ref.get_inputs()}

@@ -113,8 +113,8 @@ def mace_seeds() -> list[bytes]:
 
 def model_seeds() -> list[bytes]:
     """Valid converted-model files: a small conv graph with an ndarray attribute, and one with big weights."""
+    from clmace.core.ir import Graph, Node, ValueInfo
     from clmace.frontend.modelfile import dumps
-    from clmace.ir import Graph, Node, ValueInfo
 
     f32 = np.dtype("float32")
     rng = np.random.default_rng(0)

@@ -30,7 +30,7 @@ sys.path[:0] = [HERE, os.path.dirname(HERE)]  # fuzz_inputs beside this file; cl
 
 import fuzz_inputs as inputs  # noqa: E402
 
-from clmace.errors import ModelError, ProgramFileError  # noqa: E402
+from clmace.core.errors import ModelError, ProgramFileError  # noqa: E402
 
 TARGETS = ("program", "inspect", "mace", "model")
 MIB = 1 << 20
@@ -51,7 +51,7 @@ def run_target(target: str, data: bytes) -> None:
 
         loads(data)
     elif target == "inspect":
-        from clmace.store.inspect import inspect_bytes
+        from clmace.workflow.inspect import inspect_bytes
 
         json.dumps(inspect_bytes(data, [inputs.public_key_path()]))  # --json output must serialize too
     elif target == "mace":

@@ -6,9 +6,9 @@ from collections.abc import Mapping, Sequence
 
 import onnx
 
+from clmace.core.ir import Graph
 from clmace.frontend.onnx_import import ModelSource, load_onnx, onnx_to_ir
 from clmace.frontend.passes import optimize
-from clmace.ir import Graph
 
 
 def build_graph(model: ModelSource | onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]] | None = None,

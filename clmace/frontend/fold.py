@@ -6,9 +6,9 @@ import logging
 
 import numpy as np
 
-from clmace.errors import ClmaceError
+from clmace.core.errors import ClmaceError
+from clmace.core.ir import Graph
 from clmace.frontend.graph_edit import is_graph_output, replace_uses
-from clmace.ir import Graph
 from clmace.ops import REGISTRY
 from clmace.ops.call import call_node, resolve
 

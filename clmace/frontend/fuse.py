@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from clmace.core.ir import Graph, Node
 from clmace.frontend.graph_edit import add_initializer, const, is_graph_output, sole_consumer
-from clmace.ir import Graph, Node
 from clmace.ops.activation import activation_spec
 
 # Producers that can absorb a following activation (their kernels apply it on the way out).

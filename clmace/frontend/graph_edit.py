@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clmace.ir import Graph, Node
+from clmace.core.ir import Graph, Node
 
 
 def replace_uses(graph: Graph, old: str, new: str) -> None:

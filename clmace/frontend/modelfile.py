@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from clmace.atomic import atomic_write_bytes
-from clmace.errors import ModelError
-from clmace.ir import Graph, Node, ValueInfo
+from clmace.core.atomic import atomic_write_bytes
+from clmace.core.errors import ModelError
+from clmace.core.ir import Graph, Node, ValueInfo
 
 MAGIC = b"CLMACEMD"
 FORMAT_VERSION = 1

@@ -11,8 +11,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
-from clmace.errors import ModelError, UnsupportedOpError
-from clmace.ir import Dim, Graph, Node, ValueInfo
+from clmace.core.errors import ModelError, UnsupportedOpError
+from clmace.core.ir import Dim, Graph, Node, ValueInfo
 
 log = logging.getLogger("clmace.frontend")
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
+from clmace.core.ir import Graph
 from clmace.frontend.fold import fold_constants, remove_identity
 from clmace.frontend.fuse import fold_batchnorm, fuse_activation, fuse_bias
 from clmace.frontend.graph_edit import remove_unused
-from clmace.ir import Graph
 
 log = logging.getLogger("clmace.passes")
 

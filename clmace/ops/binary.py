@@ -6,7 +6,7 @@ from functools import reduce
 
 import numpy as np
 
-from clmace.errors import ModelError
+from clmace.core.errors import ModelError
 
 
 def _same(out: np.ndarray, like: np.ndarray) -> np.ndarray:

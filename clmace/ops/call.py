@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from clmace.errors import ClmaceError, ModelError, UnsupportedOpError
-from clmace.ir import Node
+from clmace.core.errors import ClmaceError, ModelError, UnsupportedOpError
+from clmace.core.ir import Node
 from clmace.ops.registry import OpFn, Registry
 
 DEFAULT_DOMAINS = ("", "ai.onnx")

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from clmace.errors import ModelError
+from clmace.core.errors import ModelError
 from clmace.ops.activation import apply_activation
 
 

@@ -7,8 +7,8 @@ import math
 
 import numpy as np
 
-from clmace import dtypes
-from clmace.errors import ModelError, UnsupportedOpError
+from clmace.core import dtypes
+from clmace.core.errors import ModelError, UnsupportedOpError
 from clmace.ops import activation
 
 

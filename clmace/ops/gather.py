@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clmace.errors import ModelError
+from clmace.core.errors import ModelError
 
 # ScatterND / ScatterElements `reduction` attribute -> ufunc whose .at handles repeated indices.
 _REDUCTIONS = {"add": np.add, "mul": np.multiply, "max": np.maximum, "min": np.minimum}

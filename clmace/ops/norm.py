@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from clmace.errors import ModelError
+from clmace.core.errors import ModelError
 from clmace.ops.conv import work_dtype
 
 

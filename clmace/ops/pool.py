@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from clmace.errors import ModelError
+from clmace.core.errors import ModelError
 from clmace.ops.conv import int_list, pad_spatial, tap_slices, window_pads, work_dtype
 
 

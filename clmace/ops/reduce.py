@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from clmace.errors import ModelError
+from clmace.core.errors import ModelError
 
 # `axes` is an attribute (list) before opset 18 (13 for ReduceSum) and an optional input (array)
 # after; both arrive under the name `axes`, so one function serves every version.

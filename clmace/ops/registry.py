@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
-from clmace.errors import UnsupportedOpError
+from clmace.core.errors import UnsupportedOpError
 
 # An op is a plain function: fn(*inputs, **attributes) -> array or tuple of arrays.
 # Omitted optional inputs arrive as None; attributes arrive as ONNX names.

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from clmace.errors import ModelError
+from clmace.core.errors import ModelError
 from clmace.ops.conv import work_dtype
 
 COORD_MODES = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from clmace import dtypes
-from clmace.errors import ModelError, UnsupportedOpError
+from clmace.core import dtypes
+from clmace.core.errors import ModelError, UnsupportedOpError
 
 # Attribute lists (older opsets) and int64 inputs (newer opsets) arrive under the same name.
 Ints = np.ndarray | Sequence[int]

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from clmace.errors import ModelError
+from clmace.core.errors import ModelError
 
 # Attribute lists (older opsets) and int64 inputs (newer opsets) arrive under the same name.
 Ints = np.ndarray | Sequence[int]

@@ -6,10 +6,10 @@ import os
 import shutil
 from collections.abc import Iterable
 
-from clmace.errors import ProgramFileError
+from clmace.core.errors import ProgramFileError
+from clmace.store.capture.pocl import managed_dir as pocl_managed_dir
 from clmace.store.fingerprint import DeviceFingerprint
 from clmace.store.io import read_file, write_file
-from clmace.store.pocl import managed_dir as pocl_managed_dir
 from clmace.store.store import default_cache_dir, engine_version
 
 

@@ -7,7 +7,7 @@ import hashlib
 from dataclasses import astuple, dataclass, fields
 from typing import Any
 
-from clmace.drivers import compile_target
+from clmace.core.drivers import compile_target
 
 # Fields compared when explaining why a section does not fit; the device's identity comes first.
 _IDENTITY = ("platform_name", "platform_vendor", "device_name", "device_vendor")

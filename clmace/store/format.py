@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from clmace.errors import ProgramFileError
+from clmace.core.errors import ProgramFileError
 from clmace.store.fingerprint import DeviceFingerprint
 
 MAGIC = b"CLMACEPF"

@@ -8,8 +8,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from clmace.atomic import atomic_write_bytes
-from clmace.errors import ProgramFileError
+from clmace.core.atomic import atomic_write_bytes
+from clmace.core.errors import ProgramFileError
 from clmace.store import trust
 from clmace.store.format import FLAG_SIGNED, MAGIC, ProgramFile, Section, dumps, loads
 

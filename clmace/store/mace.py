@@ -6,7 +6,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 
-from clmace.errors import ProgramFileError
+from clmace.core.errors import ProgramFileError
 
 PLATFORM_INFO_KEY = "mace_opencl_precompiled_platform_info_key"
 DEVICE_NAME_KEY = "mace_opencl_precompiled_device_name_key"

@@ -16,7 +16,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from clmace.errors import ClmaceError
+from clmace.core.errors import ClmaceError
 from clmace.store.format import ProgramFile, signed_part
 
 ALGORITHM_ED25519 = 1

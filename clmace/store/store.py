@@ -12,9 +12,9 @@ from typing import Any
 
 import platformdirs
 
-from clmace.drivers import compile_target
-from clmace.errors import ProgramFileError
-from clmace.store import nvidia, pocl
+from clmace.core.drivers import compile_target
+from clmace.core.errors import ProgramFileError
+from clmace.store.capture import nvidia, pocl
 from clmace.store.fingerprint import DeviceFingerprint
 from clmace.store.format import ProgramEntry, ProgramFile, Section, entry_key, source_hash
 from clmace.store.io import UntrustedFileError, holds_signed_file, read_file, write_file

@@ -17,7 +17,7 @@ from conftest import load_fuzz_tool
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from clmace.errors import ModelError, ProgramFileError
+from clmace.core.errors import ModelError, ProgramFileError
 from clmace.frontend import modelfile
 from clmace.store import format as fmt
 from clmace.store import mace

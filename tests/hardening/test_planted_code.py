@@ -17,7 +17,8 @@ import textwrap
 import pytest
 from conftest import REPO_ROOT
 
-from clmace.store import pocl, signing
+from clmace.store import signing
+from clmace.store.capture import pocl
 from clmace.store.format import ProgramEntry, dumps, loads
 
 KERNEL = "__kernel void scale2(__global float *a) { int i = get_global_id(0); a[i] *= 2.0f; }"
@@ -33,7 +34,7 @@ EVIL_C = textwrap.dedent("""
 CHILD = textwrap.dedent("""
     import json, os, sys
     import numpy as np, pyopencl as cl
-    from clmace.runtime.opencl.device import select_device
+    from clmace.backends.opencl.device import select_device
     from clmace.store import ProgramStore
     search, lws, key = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     store = ProgramStore(search_paths=[search] if search else [], engine_version_="planted-1",

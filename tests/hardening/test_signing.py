@@ -11,12 +11,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from clmace.errors import ProgramFileError
+from clmace.core.errors import ProgramFileError
 from clmace.store import signing
 from clmace.store.fingerprint import DeviceFingerprint
 from clmace.store.format import FLAG_SIGNED, ProgramEntry, ProgramFile, Section, dumps, loads, signed_part
-from clmace.store.inspect import FINGERPRINT_FIELDS, inspect_bytes, inspect_path, render_text
 from clmace.store.io import is_signed, read_file, write_file
+from clmace.workflow.inspect import FINGERPRINT_FIELDS, inspect_bytes, inspect_path, render_text
 
 FP = DeviceFingerprint("NVIDIA CUDA", "NVIDIA Corporation", "OpenCL 3.0 CUDA 13.0", "NVIDIA H200",
                        "NVIDIA Corporation", "OpenCL 3.0 CUDA", "580.65.06", "OpenCL C 1.2 ", 64)

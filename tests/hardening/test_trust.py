@@ -10,7 +10,8 @@ import shutil
 import pytest
 from conftest import ENGINE, SOURCES, build_and_check
 
-from clmace.store import ProgramStore, pocl, signing, trust
+from clmace.store import ProgramStore, signing, trust
+from clmace.store.capture import pocl
 
 OTHER_UID = 54321
 
@@ -197,8 +198,8 @@ def test_a_shared_pocl_cache_dir_is_replaced_by_a_private_one(tmp_path) -> None:
     shared = tmp_path / "shared-pocl"
     shared.mkdir()
     os.chmod(shared, 0o777)
-    code = ("import os; from clmace.store import pocl; s = pocl.configure_cache_dir(os.environ['CLMACE_CACHE_DIR']); "
-            "print(s.path, s.managed)")
+    code = ("import os; from clmace.store.capture import pocl; "
+            "s = pocl.configure_cache_dir(os.environ['CLMACE_CACHE_DIR']); print(s.path, s.managed)")
     env = dict(os.environ, POCL_CACHE_DIR=str(shared), CLMACE_CACHE_DIR=private_dir(tmp_path / "cc"))
     proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -18,8 +18,8 @@ import pytest
 from onnx import helper
 
 from clmace import InferenceSession
-from clmace.runtime.opencl.plan import Launch
-from clmace.runtime.opencl.variants import heuristic_lws
+from clmace.backends.opencl.lower.variants import heuristic_lws
+from clmace.backends.opencl.plan.schedule import Launch
 from tests.opencl.conftest import make_model, random_feeds, runtime_of
 from tests.opencl.test_node_suite import SAMPLE, case_array
 

@@ -91,8 +91,8 @@ def test_views_do_not_copy() -> None:
              helper.make_node("Sigmoid", ["e"], ["y"])]
     model = make_model(nodes, [("x", [2, 3, 4])], ["y"], [("shape", np.array([6, 4], I64)), ("ax", np.array([0], I64))])
     from clmace import InferenceSession
+    from clmace.backends.opencl import OpenCLRuntime
     from clmace.frontend.convert import build_graph
-    from clmace.runtime.opencl import OpenCLRuntime
 
     graph, _ = build_graph(model, run_passes=False)
     rt = OpenCLRuntime(graph, "opencl")

@@ -12,7 +12,7 @@ import pytest
 from onnx import helper
 
 import clmace
-from clmace.errors import ConfigError
+from clmace.core.errors import ConfigError
 from clmace.store import ProgramStore
 from tests.onnx_build import ort_run
 from tests.opencl.conftest import make_model, runtime_of

@@ -10,8 +10,8 @@ import textwrap
 
 import pytest
 
-from clmace.runtime.opencl import health, pocl_target
-from clmace.runtime.opencl.device import select_device
+from clmace.backends.opencl.device import select_device
+from clmace.backends.opencl.quirks import health, pocl_target
 from tests.opencl_probe import REQUIRE_ENV
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -62,7 +62,7 @@ _CHILD = textwrap.dedent("""
     import numpy as np
     import onnxruntime as ort
     import clmace
-    from clmace.runtime.opencl import pocl_target
+    from clmace.backends.opencl.quirks import pocl_target
     from tests.opencl.conftest import make_model
     from onnx import helper
     rng = np.random.default_rng(0)

@@ -17,8 +17,8 @@ import pytest
 from onnx import numpy_helper
 
 import clmace
-from clmace.runtime.opencl.plan import VIEW_OPS
-from clmace.runtime.opencl.runtime import LOWERINGS
+from clmace.backends.opencl.plan.schedule import VIEW_OPS
+from clmace.backends.opencl.runtime import LOWERINGS
 from tests.test_onnx_node_suite import CASES, EXCLUDED
 
 PER_OP = 4

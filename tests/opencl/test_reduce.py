@@ -84,7 +84,7 @@ def test_batch_norm() -> None:
 @pytest.mark.parametrize("op", ["GlobalAveragePool", "GlobalMaxPool"])
 def test_global_pool_workgroup_kernel(op, monkeypatch):
     """The GPU path (a work-group per plane, local reduction) is exact on PoCL too, batch > 1, odd sizes."""
-    from clmace.runtime.opencl.plan import Plan
+    from clmace.backends.opencl.plan.schedule import Plan
 
     monkeypatch.setattr(Plan, "is_gpu", property(lambda self: True, lambda self, value: None), raising=False)
     graph = helper.make_graph([helper.make_node(op, ["x"], ["y"])], "g",

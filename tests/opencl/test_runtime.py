@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from clmace import InferenceSession, drivers
-from clmace.errors import DeviceError, UnsupportedOpError
+from clmace import InferenceSession
+from clmace.backends.opencl import OpenCLRuntime, device, list_devices
+from clmace.core import drivers
+from clmace.core.errors import DeviceError, UnsupportedOpError
 from clmace.frontend.convert import build_graph
-from clmace.runtime.opencl import OpenCLRuntime, device, list_devices
 from tests.opencl.conftest import compare, make_model, runtime_of
 
 

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from clmace.errors import ModelError
+from clmace.core.errors import ModelError
 from clmace.ops import conv as conv_ops
 from clmace.ops.activation import relu
 from tests.ops.helpers import check_against, run_ort, run_ref

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from onnx import TensorProto
 
-from clmace.errors import ModelError, UnsupportedOpError
+from clmace.core.errors import ModelError, UnsupportedOpError
 from clmace.ops import REGISTRY
 from tests.ops.helpers import assert_close, run_ort, run_ref
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clmace.errors import ModelError
+from clmace.core.errors import ModelError
 from clmace.ops import norm
 from tests.ops.helpers import check_against, run_ort, run_ref
 

@@ -8,7 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes
 
-from clmace.errors import ModelError
+from clmace.core.errors import ModelError
 from clmace.ops import REGISTRY
 from tests.ops.helpers import assert_close, run_ort, run_ref
 

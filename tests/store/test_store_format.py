@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clmace.errors import ProgramFileError
+from clmace.core.errors import ProgramFileError
 from clmace.store.fingerprint import DeviceFingerprint
 from clmace.store.format import (
     FORMAT_VERSION,

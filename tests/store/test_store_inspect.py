@@ -8,9 +8,9 @@ import pytest
 from test_store_format import small_file
 from test_store_mace import legacy_file, protobuf_file
 
-from clmace.errors import ProgramFileError
+from clmace.core.errors import ProgramFileError
 from clmace.store.format import dumps
-from clmace.store.inspect import inspect_path, render_text
+from clmace.workflow.inspect import inspect_path, render_text
 
 
 def test_clmace_file(tmp_path) -> None:

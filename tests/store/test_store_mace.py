@@ -7,7 +7,7 @@ import zlib
 
 import pytest
 
-from clmace.errors import ProgramFileError
+from clmace.core.errors import ProgramFileError
 from clmace.store.mace import (
     DEVICE_NAME_KEY,
     PLATFORM_INFO_KEY,

@@ -6,8 +6,8 @@ import os
 
 import pytest
 
-from clmace import drivers
-from clmace.store import nvidia
+from clmace.core import drivers
+from clmace.store.capture import nvidia
 
 
 @pytest.fixture()

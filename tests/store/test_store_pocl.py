@@ -9,7 +9,7 @@ import struct
 import subprocess
 import sys
 
-from clmace.store import pocl
+from clmace.store.capture import pocl
 from clmace.store.io import read_file
 from tests.opencl_probe import skip_or_fail
 
@@ -109,7 +109,8 @@ def test_a_shared_ram_dir_someone_else_could_write_is_not_used(tmp_path, monkeyp
 _CHILD = r"""
 import json, os, sys, time
 import numpy as np, pyopencl as cl
-from clmace.store import ProgramStore, pocl
+from clmace.store import ProgramStore
+from clmace.store.capture import pocl
 SRC = "".join(
     f"__kernel void k{i}(__global float *a) {{ int g = get_global_id(0); a[g] = a[g] * {i}.0f + 1.0f; }}\n"
     for i in range(3))

@@ -28,7 +28,7 @@ ENGINE = "test-1"
 @pytest.fixture(scope="module")
 def device():
     """The first PoCL device, or the first of $CLMACE_TEST_PLATFORM's, that passes clmace's driver check."""
-    from clmace.runtime.opencl.device import list_devices
+    from clmace.backends.opencl.device import list_devices
 
     wanted = os.environ.get("CLMACE_TEST_PLATFORM")
     index = next((d.index for d in list_devices() if wanted and wanted in d.platform), None)

@@ -6,7 +6,7 @@ import json
 
 import onnx
 
-from clmace.cli import main
+from clmace.cli.main import main
 from clmace.store import read_file
 from tests.tuner.conftest import tiny_cnn
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import math
 
-from clmace.runtime.opencl.variants import gpu_lws, heuristic_lws, tiled_variants
-from clmace.tuner_space import lws_candidates, mace_options
+from clmace.backends.opencl.lower.variants import gpu_lws, heuristic_lws, tiled_variants
+from clmace.backends.opencl.tuning.space import lws_candidates, mace_options
 
 
 def test_mace_options() -> None:

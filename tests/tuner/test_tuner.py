@@ -10,9 +10,9 @@ import onnx
 import pytest
 
 from clmace import InferenceSession
+from clmace.backends.opencl.tuning.search import Tuner
 from clmace.store import read_file
-from clmace.tuner import Tuner
-from clmace.tuning import export_tuning, import_tuning, tune_model
+from clmace.workflow.tune import export_tuning, import_tuning, tune_model
 from tests.tuner.conftest import tiny_cnn
 
 
@@ -111,8 +111,8 @@ def test_resume_after_interrupt(model, tmp_path) -> None:
 
 def test_failing_candidates_are_skipped(model, tmp_path, monkeypatch) -> None:
     """Launch errors and build failures drop only those candidates; every launch still gets its record."""
-    from clmace.runtime.opencl import conv_variants
-    from clmace.runtime.opencl.variants import Variant, tiled_variants
+    from clmace.backends.opencl.lower import conv_variants
+    from clmace.backends.opencl.lower.variants import Variant, tiled_variants
 
     broken = Variant("broken", "conv_gpu.cl", "no_such_kernel", (("CONV_TILED", None),), (16, 16, 1))
     monkeypatch.setattr(conv_variants, "tiled_variants", lambda *a: [*tiled_variants(*a), broken])
@@ -156,7 +156,7 @@ def test_budget_stops_early(model, tmp_path) -> None:
 
 def test_lost_device_context_resumes_on_a_fresh_one(model, tmp_path, monkeypatch) -> None:
     """A candidate that takes the context down (NVIDIA faults are sticky) costs one key, not the run."""
-    from clmace import tuner as tuner_module
+    from clmace.backends.opencl.tuning import search as tuner_module
 
     calls = []
 

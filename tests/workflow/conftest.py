@@ -59,7 +59,7 @@ def device(request) -> str:
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
     """Run `clmace ARGV`, through cli.main when the workflow commands are wired in, else the same way."""
-    from clmace.cli import build_parser, main
+    from clmace.cli.main import build_parser, main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -70,8 +70,8 @@ def run_cli(argv: list[str]) -> tuple[int, str, str]:
             except SystemExit as exc:  # --help and usage errors
                 code = int(exc.code or 0)
         else:  # not wired into cli.py yet: mirror cli.main's dispatch and error handling
-            from clmace.cli_workflow import register
-            from clmace.errors import ClmaceError
+            from clmace.cli.workflow import register
+            from clmace.core.errors import ClmaceError
 
             parser = argparse.ArgumentParser(prog="clmace")
             register(parser.add_subparsers(dest="command", required=True), None)

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from clmace.benchmark import bench, stats
+from clmace.workflow.bench import bench, stats
 from tests.workflow.conftest import run_cli
 
 

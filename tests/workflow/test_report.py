@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from clmace.report import make_report
-from clmace.report.html import SECTIONS
-from clmace.report.troubleshoot import troubleshoot
+from clmace.workflow.report import make_report
+from clmace.workflow.report.html import SECTIONS
+from clmace.workflow.report.troubleshoot import troubleshoot
 from tests.workflow.conftest import run_cli
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from clmace.session import InferenceSession
-from clmace.validate import LAYER_COLUMNS, compare, default_threshold, validate
+from clmace.workflow.validate import LAYER_COLUMNS, compare, default_threshold, validate
 from tests.workflow.conftest import LAYER_OUTPUTS, run_cli
 
 

@@ -1,0 +1,1 @@
+"""Backends that execute an IR graph: `numpy` (the reference) and `opencl` (device plans and kernels)."""

@@ -1,0 +1,102 @@
+"""Conv and ConvTranspose lowered to kernels/conv.cl, with weights packed once at plan time."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clmace.backends.opencl.lower import conv_variants
+from clmace.backends.opencl.plan.schedule import Launch, NotLowerable, Plan
+from clmace.core.ir import Node
+from clmace.ops.conv import transpose_pads, window_pads
+
+FILE = "conv.cl"
+ACT_CODES = {None: 0, "": 0, "Relu": 1, "LeakyRelu": 2, "Sigmoid": 3, "HardSigmoid": 4, "HardSwish": 5,
+             "Swish": 6, "Clip": 7, "Tanh": 8}
+
+
+def activation_args(name: str | None, params: tuple[float, ...] | list[float] = ()) -> tuple[int, float, float]:
+    """(ACT code, p0, p1) of a fused activation; infinite Clip bounds become float32 limits."""
+    if name not in ACT_CODES:
+        raise NotLowerable(f"fused activation {name!r} has no kernel")
+    p = [float(np.clip(v, -3.4e38, 3.4e38)) for v in params] + [0.0, 0.0]
+    if name == "LeakyRelu" and not params:
+        p[0] = 0.01
+    if name == "HardSigmoid" and not params:
+        p[0], p[1] = 0.2, 0.5
+    if name == "Clip" and not params:
+        p[0], p[1] = -3.4e38, 3.4e38
+    return ACT_CODES[name], p[0], p[1]
+
+
+def _float_check(p: Plan, node: Node, names: list[str]) -> None:
+    for name in names:
+        if name and p.dtype(name) not in (np.float32, np.float16):
+            raise NotLowerable(f"{node.op_type} on {p.dtype(name)} tensors has no kernel")
+
+
+def lower_conv(node: Node, p: Plan) -> list[Launch]:
+    """Conv (2-D): the pointwise, depthwise or general family, each with its variants (conv_variants.py)."""
+    x, y = node.inputs[0], node.outputs[0]
+    w = p.const(node.inputs[1])
+    if w is None or len(p.shape(x)) != 4:
+        raise NotLowerable("Conv needs a constant weight and a 2-D (NCHW) input")
+    _float_check(p, node, [x, y])
+    bias_name = node.inputs[2] if len(node.inputs) > 2 else ""
+    bias = p.const(bias_name) if bias_name else np.zeros(w.shape[0], np.float32)
+    if bias is None:
+        raise NotLowerable("Conv bias computed at run time")
+    n, c, h, wd = p.shape(x)
+    _, cout_all, oh, ow = p.shape(y)
+    groups = int(node.attrs.get("group", 1))
+    kh, kw = w.shape[2:]
+    strides = [int(s) for s in node.attrs.get("strides", [1, 1])]
+    dil = [int(d) for d in node.attrs.get("dilations", [1, 1])]
+    begin, _ = window_pads("Conv", (h, wd), (kh, kw), strides, dil, node.attrs.get("pads"),
+                           node.attrs.get("auto_pad", "NOTSET"))
+    act, p0, p1 = activation_args(node.attrs.get("activation"), node.attrs.get("activation_params", ()))
+    epilogue = p.epilogue(node)
+    post, q0, q1 = activation_args(*(epilogue.activation or (None, ())))
+    res_name = epilogue.residual
+    op = conv_variants.ConvOp(
+        x=x, y=y, w=np.asarray(w, np.float32), bias=np.asarray(bias, np.float32), res=res_name, n=n, c=c, h=h, wd=wd,
+        cout_all=cout_all, oh=oh, ow=ow, groups=groups, kh=kh, kw=kw, strides=strides, dil=dil, begin=begin,
+        base={**p.float_defines(x), "ACT": act, "ACT2": post}, tail=(1 if res_name else 0, p0, p1, q0, q1))
+    if kh == kw == 1 and strides == [1, 1] and begin == [0, 0] and oh == h and ow == wd:
+        return p.tunable(node, conv_variants.pointwise_spec(op, p))
+    if groups == c and groups > 1 and cout_all % c == 0:
+        return p.tunable(node, conv_variants.depthwise_spec(op, p))
+    return p.tunable(node, conv_variants.general_spec(op, p))
+
+
+def lower_conv_transpose(node: Node, p: Plan) -> list[Launch]:
+    """ConvTranspose (2-D) as a gather over the inputs reaching each output pixel."""
+    x, y = node.inputs[0], node.outputs[0]
+    w = p.const(node.inputs[1])
+    if w is None or len(p.shape(x)) != 4:
+        raise NotLowerable("ConvTranspose needs a constant weight and a 2-D (NCHW) input")
+    _float_check(p, node, [x, y])
+    bias_name = node.inputs[2] if len(node.inputs) > 2 else ""
+    groups = int(node.attrs.get("group", 1))
+    cout = w.shape[1]
+    bias = p.const(bias_name) if bias_name else np.zeros(cout * groups, np.float32)
+    if bias is None:
+        raise NotLowerable("ConvTranspose bias computed at run time")
+    n, c, h, wd = p.shape(x)
+    _, _, oh, ow = p.shape(y)
+    kh, kw = w.shape[2:]
+    strides = [int(s) for s in node.attrs.get("strides", [1, 1])]
+    dil = [int(d) for d in node.attrs.get("dilations", [1, 1])]
+    out_pad = [int(v) for v in node.attrs.get("output_padding", [0, 0])]
+    begin, _ = transpose_pads("ConvTranspose", np.empty((1, 1, h, wd), np.uint8), (kh, kw), strides, dil,
+                               out_pad, node.attrs.get("output_shape"), node.attrs.get("pads"),
+                               node.attrs.get("auto_pad", "NOTSET"))
+    act, p0, p1 = activation_args(node.attrs.get("activation"), node.attrs.get("activation_params", ()))
+    k = p.kernel(FILE, "conv_transpose", {**p.float_defines(x), "ACT": act, "CONV_TRANSPOSE": None})
+    wbuf, bbuf = p.upload(np.asarray(w, np.float32), like=x), p.upload(np.asarray(bias, np.float32), like=x)
+    args = [p.buf(x), wbuf, bbuf, p.buf(y),
+            c // groups, cout, h, wd, oh, ow, kh, kw, strides[0], strides[1], dil[0], dil[1], begin[0],
+            begin[1], groups, p0, p1]
+    return p.launch(node, k, args, (ow, oh, n * groups * cout), (1, 1, 1) if not p.is_gpu else (16, 4, 1))
+
+
+LOWER = {"Conv": lower_conv, "ConvTranspose": lower_conv_transpose}

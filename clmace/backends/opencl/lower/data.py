@@ -1,0 +1,190 @@
+"""Data-movement ops lowered to kernels/data.cl.
+
+Ops that only move elements (Transpose, Slice, Expand, Split, Tile, Pad, DepthToSpace, Resize-nearest,
+Gather by constant indices...) are planned by running the NumPy reference op once on element numbers:
+the result says where each output element comes from. An affine answer becomes a strided copy; any other
+becomes an index map, so the kernels follow the reference exactly, attribute quirks included.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clmace.backends.opencl.lower.eltwise import broadcast_strides, dims6
+from clmace.backends.opencl.plan.schedule import Launch, NotLowerable, Plan
+from clmace.core.ir import Node
+from clmace.ops import REGISTRY
+from clmace.ops.call import call_node, resolve
+
+FILE = "data.cl"
+ELT = {1: "uchar", 2: "ushort", 4: "uint", 8: "ulong"}
+ELT_NP = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+# Largest map made at plan time (elements); bigger non-affine moves stay on the host.
+MAX_MAP = 1 << 24
+PROBED = ("Transpose", "Slice", "Expand", "Split", "Tile", "Pad", "DepthToSpace", "SpaceToDepth", "Resize",
+          "Upsample", "Gather", "GatherElements", "GatherND", "ReverseSequence", "Trilu", "Compress")
+
+
+def _elt(p: Plan, name: str) -> str:
+    size = p.stored(name).itemsize
+    if size not in ELT:
+        raise NotLowerable(f"no copy kernel for {size}-byte elements")
+    return ELT[size]
+
+
+def _size(shape: tuple[int, ...]) -> int:
+    return int(np.prod(shape, dtype=np.int64))
+
+
+def _contiguous(shape: tuple[int, ...]) -> list[int]:
+    strides, step = [], 1
+    for dim in reversed(shape):
+        strides.append(step)
+        step *= dim
+    return list(reversed(strides))
+
+
+def copy_launch(node: Node, p: Plan, src: str, dst: str, shape: tuple[int, ...], src_strides: list[int],
+                src_off: int, dst_strides: list[int], dst_off: int) -> list[Launch]:
+    """A strided copy of `shape` elements from src to dst."""
+    pad = 6 - len(shape)
+    if pad < 0:
+        raise NotLowerable(f"rank {len(shape)} > 6")
+    meta = dims6(shape) + [0] * pad + list(src_strides) + [src_off] + [0] * pad + list(dst_strides) + [dst_off]
+    kern = p.kernel(FILE, "copy_nd", {"ELT": _elt(p, dst)})
+    n = _size(shape)
+    return p.launch(node, kern, [p.buf(src), p.buf(dst), p.ints(meta), n], (n,), (64,))
+
+
+def _affine(idx: np.ndarray) -> tuple[int, list[int]] | None:
+    """(offset, strides) when idx[c] == offset + sum(c_d * strides_d) for every index c, else None."""
+    if idx.size == 0:
+        return 0, [0] * idx.ndim
+    offset = int(idx.reshape(-1)[0])
+    strides = []
+    for d in range(idx.ndim):
+        if idx.shape[d] > 1:
+            unit = [0] * idx.ndim
+            unit[d] = 1
+            strides.append(int(idx[tuple(unit)]) - offset)
+        else:
+            strides.append(0)
+    grid = np.full(idx.shape, offset, np.int64)
+    for d, s in enumerate(strides):
+        shape = [1] * idx.ndim
+        shape[d] = idx.shape[d]
+        grid = grid + (np.arange(idx.shape[d], dtype=np.int64) * s).reshape(shape)
+    return (offset, strides) if np.array_equal(grid, idx) else None
+
+
+def _probe_args(node: Node, p: Plan) -> tuple[list[np.ndarray | None], float]:
+    """Reference-op arguments with element numbers (+1, so 0 marks a fill) as data; and the fill value."""
+    data = node.inputs[0]
+    shape = p.shape(data)
+    numbers = np.arange(1, _size(shape) + 1, dtype=np.float64).reshape(shape)
+    args: list[np.ndarray | None] = [numbers]
+    fill = 0.0
+    for i, name in enumerate(node.inputs[1:], 1):
+        if not name:
+            args.append(None)
+            continue
+        value = p.const(name)
+        if value is None:
+            raise NotLowerable(f"{node.op_type} input {i} ({name}) is computed at run time")
+        if node.op_type == "Pad" and i == 2:
+            fill = float(np.asarray(value).reshape(-1)[0]) if value.size else 0.0
+            value = np.zeros_like(value, dtype=np.float64)
+        args.append(value)
+    if node.op_type == "Pad" and p.graph.opset < 11:
+        fill = float(node.attrs.get("value", 0.0))
+    return args, fill
+
+
+def lower_probed(node: Node, p: Plan) -> list[Launch]:
+    """Any pure element-moving op whose other inputs are constants: strided copy or index map."""
+    if node.op_type in ("Resize", "Upsample") and (node.attrs.get("mode", "nearest") != "nearest"
+                                                   or node.attrs.get("coordinate_transformation_mode")
+                                                   == "tf_crop_and_resize"):
+        raise NotLowerable("Resize: only nearest mode runs on the device")
+    args, fill = _probe_args(node, p)
+    attrs = dict(node.attrs)
+    if node.op_type == "Pad" and p.graph.opset < 11:
+        attrs["value"] = 0.0
+    probe = Node(node.name, node.op_type, node.inputs, node.outputs, attrs, node.domain)
+    results = call_node(resolve(REGISTRY, probe, p.graph.opset), probe, args)
+    launches: list[Launch] = []
+    for name, numbers in zip(node.outputs, results):
+        if not name:
+            continue
+        idx = np.rint(numbers).astype(np.int64) - 1
+        if tuple(idx.shape) != p.shape(name):
+            raise NotLowerable(f"{node.op_type}: probe shape {idx.shape} differs from {p.shape(name)}")
+        affine = _affine(idx) if idx.size == 0 or idx.min() >= 0 else None
+        if affine is not None and idx.ndim <= 6:
+            off, strides = affine
+            launches += copy_launch(node, p, node.inputs[0], name, tuple(idx.shape), strides, off,
+                                    _contiguous(tuple(idx.shape)), 0)
+            continue
+        if idx.size > MAX_MAP:
+            raise NotLowerable(f"{node.op_type}: index map of {idx.size} elements is too large")
+        elt = _elt(p, name)
+        fill_bits = np.asarray(fill, dtype=p.stored(name)).reshape(1).view(ELT_NP[p.stored(name).itemsize])[0]
+        kern = p.kernel(FILE, "index_map", {"ELT": elt})
+        mapping = p.upload(idx.astype(np.int32).reshape(-1), count=False)
+        launches += p.launch(node, kern, [p.buf(node.inputs[0]), p.buf(name), mapping, fill_bits, idx.size],
+                             (idx.size,), (64,))
+    return launches
+
+
+def lower_gather(node: Node, p: Plan) -> list[Launch]:
+    """Gather: probed when the indices are constant, else the gather kernel."""
+    if p.const(node.inputs[1]) is not None:
+        return lower_probed(node, p)
+    data, indices, y = node.inputs[0], node.inputs[1], node.outputs[0]
+    shape = p.shape(data)
+    axis = int(node.attrs.get("axis", 0)) % max(len(shape), 1)
+    if p.dtype(indices) not in (np.int32, np.int64):
+        raise NotLowerable("Gather indices must be int32 or int64")
+    idx_type = "int" if p.dtype(indices) == np.int32 else "long"
+    kern = p.kernel(FILE, "gather", {"ELT": _elt(p, data), "IDX": idx_type})
+    inner = _size(shape[axis + 1:])
+    n = _size(p.shape(y))
+    args = [p.buf(data), p.buf(indices), p.buf(y), shape[axis], _size(p.shape(indices)), inner, n]
+    return p.launch(node, kern, args, (n,), (64,))
+
+
+def lower_concat(node: Node, p: Plan) -> list[Launch]:
+    """Concat: one strided copy per input into its slab of the output."""
+    y = node.outputs[0]
+    out = p.shape(y)
+    axis = int(node.attrs["axis"]) % len(out)
+    dst_strides = _contiguous(out)
+    launches: list[Launch] = []
+    start = 0
+    for name in node.inputs:
+        if not name:
+            continue
+        shape = p.shape(name)
+        if _size(shape):
+            launches += copy_launch(node, p, name, y, shape, _contiguous(shape), 0, dst_strides,
+                                    start * dst_strides[axis])
+        start += shape[axis]
+    return launches
+
+
+def lower_where(node: Node, p: Plan) -> list[Launch]:
+    """Where(cond, a, b) with three-way broadcasting."""
+    cond, a, b = node.inputs
+    y = node.outputs[0]
+    if p.dtype(cond) != np.bool_ or p.stored(a) != p.stored(b):
+        raise NotLowerable("Where needs a bool condition and equal branch types")
+    out = p.shape(y)
+    meta = dims6(out) + broadcast_strides(p.shape(cond), out) + broadcast_strides(p.shape(a), out) \
+        + broadcast_strides(p.shape(b), out)
+    kern = p.kernel(FILE, "where", {"ELT": _elt(p, y)})
+    n = _size(out)
+    return p.launch(node, kern, [p.buf(cond), p.buf(a), p.buf(b), p.buf(y), p.ints(meta), n], (n,), (64,))
+
+
+LOWER = {**{op: lower_probed for op in PROBED}, "Gather": lower_gather, "Concat": lower_concat,
+         "Where": lower_where}

@@ -1,1 +1,0 @@
-"""Runtimes that execute an IR graph: NumPy (the reference) and OpenCL."""

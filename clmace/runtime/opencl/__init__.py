@@ -1,6 +1,0 @@
-"""The OpenCL runtime: device selection, static plans, kernels in kernels/*.cl, NumPy fallback per node."""
-
-from clmace.runtime.opencl.device import DeviceInfo, list_devices
-from clmace.runtime.opencl.runtime import OpenCLRuntime
-
-__all__ = ["DeviceInfo", "OpenCLRuntime", "list_devices"]
