@@ -32,7 +32,7 @@ gpus = [d for d in devices if d.type & cl.device_type.GPU]
 dev = (gpus or devices)[0] if want_gpu else devices[0]
 t3 = time.perf_counter()
 if dev.platform.name == "Portable Computing Language":  # PoCL 3.0 needs clmace's CPU-name fix on new CPUs;
-    from clmace.backends.opencl.device import apply_target  # not part of the floor: its time is taken out
+    from clmace.backends.opencl.discovery import apply_target  # not part of the floor: its time is taken out
     apply_target(dev)
 patch = time.perf_counter() - t3
 t3 += patch

@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from clmace.backends.numpy import NumpyRuntime
-from clmace.core.errors import ConfigError, DeviceError, ModelError
+from clmace.core.errors import DeviceError, ModelError
 from clmace.core.ir import Dim, Graph
 from clmace.frontend import modelfile
 from clmace.frontend.shapes import dry_run_shapes
+from clmace.options import SessionOptions
 
 if TYPE_CHECKING:  # onnx is imported only when an ONNX model is loaded: it costs ~60 ms of start-up
     import onnx
@@ -24,6 +25,7 @@ if TYPE_CHECKING:  # onnx is imported only when an ONNX model is loaded: it cost
 
 log = logging.getLogger("clmace.session")
 
+MAX_PLANS = 8  # plans kept per session, one per input shape (least recently used dropped first)
 _ONNX_TYPES = {"float32": "float", "float64": "double", "bool": "bool", "float16": "float16"}
 
 
@@ -64,49 +66,27 @@ def _device_from_providers(providers: Sequence[Any] | None) -> str | None:
     return "cpu" if names else None
 
 
-def _check_device_name(device: str, precision: str) -> None:
-    """Refuse a device or precision name no runtime knows, before anything is loaded."""
-    if precision not in ("fp32", "fp16"):
-        raise ConfigError(f"precision {precision!r}: expected 'fp32' or 'fp16'")
-    if device != "cpu" and not device.startswith(("opencl", "gpu")):
-        hint = " (CUDA GPUs run through NVIDIA's OpenCL driver: device='gpu')" if "cuda" in device.lower() else ""
-        raise ConfigError(f"unknown device {device!r}; expected 'cpu', 'opencl', 'gpu' or 'opencl:N'{hint}")
-
-
-STORE_OPTIONS = ("compiled_program", "program_paths", "trusted_keys", "sign_key")
-KEYWORDS = ("device", "providers", "sess_options", "input_shapes", "precision", "strict", "allow_cpu_fallback")
-
-
-def _check_options(options: Mapping[str, Any]) -> None:
-    """Refuse option names no device knows (a typo must not silently do nothing), on every device."""
-    if not options:
-        return
-    from clmace.backends.opencl.runtime import OPTIONS as RUNTIME_OPTIONS  # only when options are given
-
-    valid = sorted({*STORE_OPTIONS, *RUNTIME_OPTIONS})
-    unknown = sorted(set(options) - set(valid))
-    if unknown:
-        raise ConfigError(f"unknown InferenceSession option(s) {unknown}; valid options: {valid}, besides the "
-                          f"keyword arguments {list(KEYWORDS)}")
-
-
 class InferenceSession:
     """Runs an ONNX model (path, bytes, ModelProto) or a converted-model file on cpu or OpenCL."""
 
     def __init__(self, model: ModelSource | Graph, device: str | None = None,
-                 providers: Sequence[Any] | None = None, sess_options: Any = None, *,
-                 input_shapes: Mapping[str, Sequence[int]] | None = None, precision: str = "fp32",
-                 strict: bool = False, allow_cpu_fallback: bool = False, **options: Any) -> None:
-        _check_options(options)
-        self.device = device or _device_from_providers(providers) or os.environ.get("CLMACE_DEVICE", "cpu")
-        self.precision, self.strict = precision, strict
-        self.allow_cpu_fallback = allow_cpu_fallback
-        self.options = options
+                 providers: Sequence[Any] | None = None, sess_options: Any = None, **options: Any) -> None:
+        """Load model and plan it for device; `options` are SessionOptions' fields (unknown names raise).
+
+        sess_options may be a clmace SessionOptions, or onnxruntime's (its graph_optimization_level is read).
+        """
+        if isinstance(sess_options, SessionOptions):
+            options = {**{k: v for k, v in vars(sess_options).items() if k != "device"}, **options}
+            device = device or (sess_options.device if sess_options.device != "cpu" else None)
+        chosen = device or _device_from_providers(providers) or os.environ.get("CLMACE_DEVICE", "cpu")
+        self.options = SessionOptions.from_kwargs(device=chosen, **options)
+        self.device, self.precision, self.strict = chosen, self.options.precision, self.options.strict
+        self.allow_cpu_fallback = self.options.allow_cpu_fallback
+        input_shapes = self.options.input_shapes
         # The store must exist before OpenCL is first touched: it may point PoCL's kernel cache elsewhere.
         self.program_store = self._make_store(self.options) if self.device != "cpu" else None
-        _check_device_name(self.device, precision)
         if self.device != "cpu" and not isinstance(model, Graph):
-            from clmace.backends.opencl.device import prefetch_devices
+            from clmace.backends.opencl.discovery import prefetch_devices
 
             prefetch_devices()  # pyopencl's import and the device list overlap reading the model
         level = getattr(sess_options, "graph_optimization_level", None)
@@ -131,22 +111,22 @@ class InferenceSession:
             self._runtimes[()] = NumpyRuntime(self.graph)  # shape-agnostic: one runtime serves all shapes
         elif all(v.is_static() for v in self.graph.inputs):
             self._runtime_for({v.name: tuple(v.shape) for v in self.graph.inputs})  # type: ignore[arg-type]
-        elif not allow_cpu_fallback:  # planned at the first run(): check the device and precision now
+        elif not self.allow_cpu_fallback:  # planned at the first run(): check the device and precision now
             from clmace.backends.opencl.runtime import check_precision, device_info
 
-            check_precision(device_info(self.device), precision, bool(self.options.get("fp16_without_extension")))
+            check_precision(device_info(self.device), self.precision, self.options.fp16_without_extension)
 
     @staticmethod
-    def _make_store(options: dict[str, Any]) -> Any:
+    def _make_store(options: SessionOptions) -> Any:
         """The compiled-program store for this session, or None when compiled_program=False."""
-        path = options.pop("compiled_program", None)
-        store_args = {k: options.pop(k) for k in ("trusted_keys", "sign_key") if k in options}
-        paths = options.pop("program_paths", None)
-        if path is False:
+        if options.compiled_program is False:
             return None
         from clmace.store import ProgramStore
 
-        store = ProgramStore(path=None if path is None else os.fspath(path), search_paths=paths, **store_args)
+        path = options.compiled_program
+        store = ProgramStore(path=None if path is None or path is True else os.fspath(path),
+                             search_paths=[os.fspath(p) for p in options.program_paths or []],
+                             trusted_keys=options.trusted_keys, sign_key=options.sign_key)
         store.load()  # now, before OpenCL starts: driver caches captured in the file must be in place first
         return store
 
@@ -233,13 +213,17 @@ class InferenceSession:
         return feeds
 
     def _runtime_for(self, shapes: Mapping[str, tuple[int, ...]]) -> Any:
-        """The runtime planned for these input shapes; a new shape plans a new one."""
+        """The runtime planned for these input shapes; a new shape plans a new one (MAX_PLANS kept, LRU)."""
         if () in self._runtimes:
             return self._runtimes[()]
         key = tuple(sorted((k, tuple(v)) for k, v in shapes.items()))
-        if key not in self._runtimes:
-            self._runtimes[key] = self._make_runtime(self._specialize(shapes))
-        return self._runtimes[key]
+        runtime = self._runtimes.pop(key, None)
+        if runtime is None:
+            runtime = self._make_runtime(self._specialize(shapes))
+            while len(self._runtimes) >= MAX_PLANS:  # least recently used first: dict order is use order
+                self._runtimes.pop(next(iter(self._runtimes)))
+        self._runtimes[key] = runtime  # (re)inserted last: the most recently used
+        return runtime
 
     def _specialize(self, shapes: Mapping[str, tuple[int, ...]]) -> Graph:
         """A copy of the graph whose every value has a concrete shape for these input shapes."""
@@ -263,8 +247,8 @@ class InferenceSession:
         from clmace.backends.opencl import OpenCLRuntime  # imported lazily: pyopencl loads the ICD
 
         try:
-            runtime = OpenCLRuntime(graph, self.device, precision=self.precision, strict=self.strict,
-                                    program_store=self.program_store, **self.options)
+            runtime = OpenCLRuntime(graph, self.device, program_store=self.program_store,
+                                    **self.options.runtime_options())
         except DeviceError as exc:
             if not self.allow_cpu_fallback:
                 raise

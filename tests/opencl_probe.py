@@ -25,7 +25,7 @@ def _probe(spec: str) -> tuple[Any, str | None]:
         import pyopencl  # noqa: F401
     except ImportError as exc:
         return None, f"pyopencl cannot be imported ({exc})"
-    from clmace.backends.opencl.device import select_device
+    from clmace.backends.opencl.discovery import select_device
     from clmace.backends.opencl.quirks.health import ensure_compilable
 
     try:
@@ -37,7 +37,7 @@ def _probe(spec: str) -> tuple[Any, str | None]:
 
 
 def _pocl_device() -> Any:
-    from clmace.backends.opencl.device import list_devices, select_device
+    from clmace.backends.opencl.discovery import list_devices, select_device
     from clmace.core.errors import DeviceError
 
     for info in list_devices():

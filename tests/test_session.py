@@ -149,3 +149,29 @@ def test_noncontiguous_readonly_and_nonfinite_feeds(mlp):
         assert got.shape == want.shape and got.dtype == want.dtype
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6, equal_nan=True)
     assert np.isnan(sess.run(None, {"x": weird})[0][0]).all()
+
+
+@pytest.mark.parametrize("device", ["cpu", "opencl"])
+@pytest.mark.parametrize("declared", [-1, 0])
+def test_minus_one_and_zero_dims_are_dynamic(device, declared):
+    """Inputs declared with dim_value -1 or 0 (exporters' "dynamic") take any size, each new shape is
+    planned and cached (bounded, least recently used dropped), and the outputs match onnxruntime."""
+    if device == "opencl":
+        from tests.opencl_probe import require_device
+
+        require_device("opencl")
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    def model(dim: int) -> onnx.ModelProto:
+        return make_model([helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+                           helper.make_node("Relu", ["c"], ["y"])],
+                          [("x", [dim, 3, dim, dim])], [("y", [None, 4, None, None])], [("w", w)])
+
+    sess = clmace.InferenceSession(model(declared), device=device)
+    oracle = model(-1)  # onnxruntime reads -1 as dynamic but 0 as a fixed size 0
+    assert sess.get_inputs()[0].shape == [None, 3, None, None]
+    shapes = [(1, 3, 8, 8), (2, 3, 5, 7)] + [(1, 3, 4, 4 + i) for i in range(clmace.session.MAX_PLANS)]
+    for shape in shapes + shapes[:1]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        (got,) = sess.run(None, {"x": x})
+        assert_close(got, ort_run(oracle, {"x": x})[0])
+    assert len(sess._runtimes) <= clmace.session.MAX_PLANS

@@ -51,7 +51,7 @@ def public_key_path() -> str:
 
 def program_seeds() -> list[bytes]:
     """Valid compiled-program files: two devices, driver blobs, tuned records; one signed, one with a big binary."""
-    from clmace.store.fingerprint import DeviceFingerprint
+    from clmace.core.fingerprint import DeviceFingerprint
     from clmace.store.format import ProgramEntry, ProgramFile, Section, dumps, entry_key, source_hash
 
     fps = [DeviceFingerprint("Portable Computing Language", "The pocl project", "OpenCL 3.0 PoCL 3.1",

@@ -37,7 +37,7 @@ EXAMPLES = {
 
 def cmd_convert(args: argparse.Namespace) -> int:
     """Convert ONNX (or every model of a deploy config) to converted-model files."""
-    from clmace.frontend.converter import convert
+    from clmace.frontend.convert import convert
     from clmace.workflow.config import load_config
 
     jobs = []
@@ -122,15 +122,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _present_fingerprints() -> list:
     """Fingerprints of every OpenCL device here, with the compile target clmace gives PoCL."""
-    from clmace.backends.opencl.device import list_devices, select_device
-    from clmace.store.fingerprint import DeviceFingerprint
+    from clmace.backends.opencl.device import fingerprint
+    from clmace.backends.opencl.discovery import list_devices, select_device
 
-    return [DeviceFingerprint.from_cl_device(select_device(f"opencl:{d.index}")) for d in list_devices()]
+    return [fingerprint(select_device(f"opencl:{d.index}")) for d in list_devices()]
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
     """List every OpenCL platform and device."""
-    from clmace.backends.opencl.device import list_devices, select_device
+    from clmace.backends.opencl.discovery import list_devices, select_device
     from clmace.backends.opencl.quirks.health import ensure_compilable
     from clmace.core.errors import DeviceError
 

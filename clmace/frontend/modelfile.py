@@ -17,7 +17,7 @@ from clmace.core.errors import ModelError
 from clmace.core.ir import Graph, Node, ValueInfo
 
 MAGIC = b"CLMACEMD"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: every node carries its schema-defaulted attributes
 ALIGN = 64
 _PREFIX = struct.Struct("<8sII")  # magic, format version, header length
 # The `dtype.str` forms dumps() writes: numbers, bool, strings, object (ONNX strings), void (onnx's

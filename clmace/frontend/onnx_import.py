@@ -13,6 +13,8 @@ from onnx import helper, numpy_helper
 
 from clmace.core.errors import ModelError, UnsupportedOpError
 from clmace.core.ir import Dim, Graph, Node, ValueInfo
+from clmace.ops import pool
+from clmace.ops.schema import with_defaults
 
 log = logging.getLogger("clmace.frontend")
 
@@ -99,6 +101,23 @@ def decode_attribute(attr: onnx.AttributeProto, node_name: str) -> Any:
     return value
 
 
+def open_dynamic_dims(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """proto with every graph-input dimension declared as -1 or 0 made unknown: exporters write both for
+    "dynamic" (onnxruntime reads -1 so too), and taken literally they would fix a size no input has."""
+    inits = {t.name for t in proto.graph.initializer}
+    if not any(d.HasField("dim_value") and d.dim_value <= 0 for vi in proto.graph.input if vi.name not in inits
+               for d in vi.type.tensor_type.shape.dim):
+        return proto
+    opened = onnx.ModelProto()
+    opened.CopyFrom(proto)
+    for vi in opened.graph.input:
+        if vi.name not in inits:
+            for d in vi.type.tensor_type.shape.dim:
+                if d.HasField("dim_value") and d.dim_value <= 0:
+                    d.ClearField("dim_value")
+    return opened
+
+
 def fix_input_shapes(proto: onnx.ModelProto, shapes: Mapping[str, Sequence[int]]) -> onnx.ModelProto:
     """Copy of proto whose graph inputs have the given concrete shapes."""
     fixed = onnx.ModelProto()
@@ -131,6 +150,7 @@ def onnx_to_ir(proto: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]
     if opset not in SUPPORTED_OPSETS:
         log.info("model uses opset %d; clmace is tested on opsets %d-%d", opset,
                  SUPPORTED_OPSETS.start, SUPPORTED_OPSETS.stop - 1)
+    proto = open_dynamic_dims(proto)
     if input_shapes:
         proto = fix_input_shapes(proto, input_shapes)
     proto = infer_shapes(proto)
@@ -149,11 +169,16 @@ def onnx_to_ir(proto: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]
     nodes = []
     for i, n in enumerate(g.node):
         name = n.name or f"{n.op_type}_{i}"
-        attrs = {a.name: decode_attribute(a, name) for a in n.attribute}
+        # Complete with the schema's defaults: IR nodes (and converted files) carry every attribute explicitly.
+        attrs = with_defaults(n.op_type, opset, {a.name: decode_attribute(a, name) for a in n.attribute}, n.domain)
         if n.op_type == "Split" and "split" not in attrs and "num_outputs" not in attrs \
                 and (len(n.input) < 2 or not n.input[1]):
             attrs["num_outputs"] = len(n.output)  # before opset 18 the output count implies equal parts
         nodes.append(Node(name, n.op_type, list(n.input), list(n.output), attrs, n.domain))
+        x = values.get(n.input[0]) if n.input else None
+        if n.op_type in pool.WINDOWED and n.domain in ("", "ai.onnx") and x is not None and x.is_static():
+            # The op's own window count (onnxruntime's), where ONNX shape inference may count one more.
+            values[n.output[0]] = ValueInfo(n.output[0], x.dtype, pool.output_shape(n.op_type, x.shape, attrs))
     meta = {p.key: p.value for p in proto.metadata_props}
     meta.update(producer_name=proto.producer_name, producer_version=proto.producer_version,
                 graph_name=g.name, domain=proto.domain, model_version=str(proto.model_version),

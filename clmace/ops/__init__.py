@@ -8,6 +8,7 @@ from clmace.ops import (
     gemm,
     norm,
     pool,
+    recurrent,
     reduce,
     resize,
     shape,
@@ -16,7 +17,7 @@ from clmace.ops import (
 from clmace.ops.registry import OpFn, Registry
 
 REGISTRY = Registry()
-for _module in (binary, conv, elementwise, gather, gemm, norm, pool, reduce, resize, shape, tensor):
+for _module in (binary, conv, elementwise, gather, gemm, norm, pool, recurrent, reduce, resize, shape, tensor):
     REGISTRY.add_table(_module.OPS)
 
 __all__ = ["REGISTRY", "OpFn", "Registry"]

@@ -66,13 +66,13 @@ def activation_spec(op_type: str, attrs: Mapping[str, Any], inputs: Sequence[str
     if op_type in PARAMETERLESS:
         return op_type, ()
     if op_type == "LeakyRelu":
-        return op_type, (float(attrs.get("alpha", 0.01)),)
+        return op_type, (float(attrs["alpha"]),)
     if op_type == "HardSigmoid":
-        return op_type, (float(attrs.get("alpha", 0.2)), float(attrs.get("beta", 0.5)))
+        return op_type, (float(attrs["alpha"]), float(attrs["beta"]))
     if op_type != "Clip":
         return None
     if opset < 11:
-        return op_type, (float(attrs.get("min", -np.inf)), float(attrs.get("max", np.inf)))
+        return op_type, (float(attrs["min"]), float(attrs["max"]))
     bounds = []
     for i, default in ((1, -np.inf), (2, np.inf)):
         name = inputs[i] if len(inputs) > i else ""

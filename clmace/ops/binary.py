@@ -53,7 +53,7 @@ def pow_(x: np.ndarray, y: np.ndarray) -> np.ndarray:
         return _same(np.power(x.astype(np.float64), y.astype(np.float64)), x)
 
 
-def mod(a: np.ndarray, b: np.ndarray, *, fmod: int = 0) -> np.ndarray:
+def mod(a: np.ndarray, b: np.ndarray, *, fmod: int) -> np.ndarray:
     """Mod: fmod=0 takes the divisor's sign (Python %), fmod=1 the dividend's (C fmod)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         return _same(np.fmod(a, b) if fmod else np.mod(a, b), a)

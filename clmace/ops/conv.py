@@ -118,8 +118,8 @@ def _im2col(xp: np.ndarray, w: np.ndarray, group: int, strides: list[int], dilat
     return np.matmul(wg, cols).reshape(n, m, *out)
 
 
-def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad: str = "NOTSET",
-         dilations: Sequence[int] | None = None, group: int = 1, kernel_shape: Sequence[int] | None = None,
+def conv(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad: str,
+         dilations: Sequence[int] | None = None, group: int, kernel_shape: Sequence[int] | None = None,
          pads: Sequence[int] | None = None, strides: Sequence[int] | None = None,
          activation: str | None = None, activation_params: Sequence[float] = ()) -> np.ndarray:
     """Conv: grouped N-D convolution with optional bias and fused activation."""
@@ -183,8 +183,8 @@ def transpose_pads(op: str, x: np.ndarray, kernel: Sequence[int], strides: list[
     return flat[:rank], size
 
 
-def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad: str = "NOTSET",
-                   dilations: Sequence[int] | None = None, group: int = 1,
+def conv_transpose(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None, *, auto_pad: str,
+                   dilations: Sequence[int] | None = None, group: int,
                    kernel_shape: Sequence[int] | None = None, output_padding: Sequence[int] | None = None,
                    output_shape: Sequence[int] | None = None, pads: Sequence[int] | None = None,
                    strides: Sequence[int] | None = None, activation: str | None = None,

@@ -158,7 +158,7 @@ def is_nan(x: np.ndarray) -> np.ndarray:
     return np.isnan(x)
 
 
-def is_inf(x: np.ndarray, *, detect_negative: int = 1, detect_positive: int = 1) -> np.ndarray:
+def is_inf(x: np.ndarray, *, detect_negative: int, detect_positive: int) -> np.ndarray:
     """IsInf -> bool, optionally only one sign."""
     return (np.isposinf(x) & bool(detect_positive)) | (np.isneginf(x) & bool(detect_negative))
 
@@ -178,7 +178,7 @@ def relu(x: np.ndarray) -> np.ndarray:
     return activation.relu(x)
 
 
-def leaky_relu(x: np.ndarray, *, alpha: float = 0.01) -> np.ndarray:
+def leaky_relu(x: np.ndarray, *, alpha: float) -> np.ndarray:
     """LeakyRelu."""
     return activation.leaky_relu(x, alpha)
 
@@ -203,7 +203,7 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
     return activation.sigmoid(x)
 
 
-def hard_sigmoid(x: np.ndarray, *, alpha: float = 0.2, beta: float = 0.5) -> np.ndarray:
+def hard_sigmoid(x: np.ndarray, *, alpha: float, beta: float) -> np.ndarray:
     """HardSigmoid: clip(alpha * x + beta, 0, 1)."""
     return activation.hard_sigmoid(x, alpha, beta)
 
@@ -213,7 +213,7 @@ def hard_swish(x: np.ndarray) -> np.ndarray:
     return activation.hard_swish(x)
 
 
-def swish(x: np.ndarray, *, alpha: float = 1.0) -> np.ndarray:
+def swish(x: np.ndarray, *, alpha: float) -> np.ndarray:
     """Swish: x * sigmoid(alpha * x)."""
     return (x * activation.sigmoid(x * x.dtype.type(alpha))).astype(x.dtype, copy=False)
 
@@ -223,7 +223,7 @@ def tanh(x: np.ndarray) -> np.ndarray:
     return activation.tanh(x)
 
 
-def gelu(x: np.ndarray, *, approximate: str = "none") -> np.ndarray:
+def gelu(x: np.ndarray, *, approximate: str) -> np.ndarray:
     """Gelu, exact (erf) or the tanh approximation; computed in float64."""
     x64 = x.astype(np.float64)
     if approximate == "tanh":
@@ -235,21 +235,21 @@ def gelu(x: np.ndarray, *, approximate: str = "none") -> np.ndarray:
     return out.astype(x.dtype)
 
 
-def elu(x: np.ndarray, *, alpha: float = 1.0) -> np.ndarray:
+def elu(x: np.ndarray, *, alpha: float) -> np.ndarray:
     """Elu."""
     with np.errstate(over="ignore"):
         return np.where(x > 0, x, alpha * np.expm1(x)).astype(x.dtype, copy=False)
 
 
 def selu(
-    x: np.ndarray, *, alpha: float = 1.67326319217681884765625, gamma: float = 1.05070102214813232421875
+    x: np.ndarray, *, alpha: float, gamma: float
 ) -> np.ndarray:
     """Selu."""
     with np.errstate(over="ignore"):
         return (gamma * np.where(x > 0, x, alpha * np.expm1(x))).astype(x.dtype, copy=False)
 
 
-def celu(x: np.ndarray, *, alpha: float = 1.0) -> np.ndarray:
+def celu(x: np.ndarray, *, alpha: float) -> np.ndarray:
     """Celu: max(0, x) + min(0, alpha * (exp(x / alpha) - 1))."""
     with np.errstate(over="ignore"):
         neg_part = np.minimum(0, alpha * np.expm1(x.astype(np.float64) / alpha))
@@ -271,12 +271,12 @@ def mish(x: np.ndarray) -> np.ndarray:
     return (x * np.tanh(softplus(x))).astype(x.dtype, copy=False)
 
 
-def thresholded_relu(x: np.ndarray, *, alpha: float = 1.0) -> np.ndarray:
+def thresholded_relu(x: np.ndarray, *, alpha: float) -> np.ndarray:
     """ThresholdedRelu: x where x > alpha, else 0."""
     return np.where(x > alpha, x, np.zeros((), x.dtype))
 
 
-def shrink(x: np.ndarray, *, bias: float = 0.0, lambd: float = 0.5) -> np.ndarray:
+def shrink(x: np.ndarray, *, bias: float, lambd: float) -> np.ndarray:
     """Shrink: x + bias below -lambd, x - bias above lambd, 0 between."""
     out = np.where(x < -lambd, x + bias, np.where(x > lambd, x - bias, 0))
     return out.astype(x.dtype, copy=False)

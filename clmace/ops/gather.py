@@ -25,13 +25,13 @@ def _wrap(op: str, indices: np.ndarray, dim: int) -> np.ndarray:
     return np.where(idx < 0, idx + dim, idx)
 
 
-def gather(data: np.ndarray, indices: np.ndarray, *, axis: int = 0) -> np.ndarray:
+def gather(data: np.ndarray, indices: np.ndarray, *, axis: int) -> np.ndarray:
     """Gather slices along axis; output shape data[:axis] + indices.shape + data[axis+1:]."""
     ax = _axis("Gather", axis, data.ndim)
     return np.take(data, _wrap("Gather", indices, data.shape[ax]), axis=ax)
 
 
-def gather_elements(data: np.ndarray, indices: np.ndarray, *, axis: int = 0) -> np.ndarray:
+def gather_elements(data: np.ndarray, indices: np.ndarray, *, axis: int) -> np.ndarray:
     """GatherElements: out[i][j][k] = data[index][j][k] with index = indices[i][j][k] on axis 0."""
     ax = _axis("GatherElements", axis, data.ndim)
     return np.take_along_axis(data, _wrap("GatherElements", indices, data.shape[ax]), axis=ax)
@@ -77,7 +77,7 @@ def scatter_nd(
 
 
 def scatter_elements(
-    data: np.ndarray, indices: np.ndarray, updates: np.ndarray, *, axis: int = 0, reduction: str = "none"
+    data: np.ndarray, indices: np.ndarray, updates: np.ndarray, *, axis: int, reduction: str = "none"
 ) -> np.ndarray:
     """ScatterElements: out[..., indices[i, j], ...] (on axis) = updates[i, j]."""
     ax = _axis("ScatterElements", axis, data.ndim)
@@ -89,7 +89,7 @@ def scatter_elements(
     return _scatter("ScatterElements", data.copy(), where, updates, reduction)
 
 
-def scatter(data: np.ndarray, indices: np.ndarray, updates: np.ndarray, *, axis: int = 0) -> np.ndarray:
+def scatter(data: np.ndarray, indices: np.ndarray, updates: np.ndarray, *, axis: int) -> np.ndarray:
     """Scatter (deprecated in opset 11): ScatterElements without reduction."""
     return scatter_elements(data, indices, updates, axis=axis)
 

@@ -18,8 +18,8 @@ def _work(a: np.ndarray) -> np.ndarray:
     return a
 
 
-def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, *, alpha: float = 1.0,
-         beta: float = 1.0, transA: int = 0, transB: int = 0, broadcast: int = 0,
+def gemm(a: np.ndarray, b: np.ndarray, c: np.ndarray | None = None, *, alpha: float,
+         beta: float, transA: int, transB: int, broadcast: int = 0,
          activation: str | None = None, activation_params: Sequence[float] = ()) -> np.ndarray:
     """Gemm: alpha * A' @ B' + beta * C, C broadcast to (M, N); `broadcast` (opset < 7) is implied."""
     if a.ndim != 2 or b.ndim != 2:

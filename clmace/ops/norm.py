@@ -25,7 +25,7 @@ def _channel_param(op: str, name: str, p: np.ndarray, x: np.ndarray) -> np.ndarr
 
 
 def batch_normalization(x: np.ndarray, scale: np.ndarray, b: np.ndarray, mean: np.ndarray,
-                        var: np.ndarray, *, epsilon: float = 1e-5, momentum: float = 0.9,
+                        var: np.ndarray, *, epsilon: float, momentum: float,
                         training_mode: int = 0, spatial: int = 1, is_test: int = 0,
                         consumed_inputs: Sequence[int] | None = None) -> np.ndarray | tuple[np.ndarray, ...]:
     """BatchNormalization; with training_mode=1 also returns the updated running mean and variance."""
@@ -51,7 +51,7 @@ def batch_normalization(x: np.ndarray, scale: np.ndarray, b: np.ndarray, mean: n
     return y, run_mean, run_var
 
 
-def instance_normalization(x: np.ndarray, scale: np.ndarray, b: np.ndarray, *, epsilon: float = 1e-5,
+def instance_normalization(x: np.ndarray, scale: np.ndarray, b: np.ndarray, *, epsilon: float,
                            consumed_inputs: Sequence[int] | None = None) -> np.ndarray:
     """InstanceNormalization: normalize each (n, c) plane, then per-channel scale and bias."""
     op = "InstanceNormalization"
@@ -71,8 +71,8 @@ def _stash(x: np.ndarray, stash_type: int) -> np.dtype:
 
 
 def layer_normalization(
-    x: np.ndarray, scale: np.ndarray, b: np.ndarray | None = None, *, axis: int = -1, epsilon: float = 1e-5,
-    stash_type: int = 1,
+    x: np.ndarray, scale: np.ndarray, b: np.ndarray | None = None, *, axis: int, epsilon: float,
+    stash_type: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """LayerNormalization over axes [axis, rank): returns (Y, Mean, InvStdDev)."""
     if not -x.ndim <= axis < x.ndim:
@@ -110,14 +110,14 @@ def _group_norm(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, epsilon: flo
     return (y * scale.astype(dt).reshape(shape) + bias.astype(dt).reshape(shape)).astype(x.dtype)
 
 
-def group_normalization_18(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *, epsilon: float = 1e-5,
+def group_normalization_18(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *, epsilon: float,
                            num_groups: int, stash_type: int = 1) -> np.ndarray:
     """GroupNormalization-18: scale and bias are per group."""
     return _group_norm(x, scale, bias, epsilon, num_groups, stash_type, per_channel=False)
 
 
-def group_normalization_21(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *, epsilon: float = 1e-5,
-                           num_groups: int, stash_type: int = 1) -> np.ndarray:
+def group_normalization_21(x: np.ndarray, scale: np.ndarray, bias: np.ndarray, *, epsilon: float,
+                           num_groups: int, stash_type: int) -> np.ndarray:
     """GroupNormalization-21: scale and bias are per channel."""
     return _group_norm(x, scale, bias, epsilon, num_groups, stash_type, per_channel=True)
 
@@ -153,37 +153,37 @@ def _on_axis(op: str, fn: Callable[[np.ndarray, int], np.ndarray], x: np.ndarray
     return fn(x, axis).astype(x.dtype, copy=False)
 
 
-def softmax_1(x: np.ndarray, *, axis: int = 1) -> np.ndarray:
+def softmax_1(x: np.ndarray, *, axis: int) -> np.ndarray:
     """Softmax (opset 1-12): over the trailing axes from `axis`, flattened."""
     return _on_axis("Softmax", _softmax_axis, x, axis, coerce=True)
 
 
-def softmax_13(x: np.ndarray, *, axis: int = -1) -> np.ndarray:
+def softmax_13(x: np.ndarray, *, axis: int) -> np.ndarray:
     """Softmax (opset 13+): over one axis."""
     return _on_axis("Softmax", _softmax_axis, x, axis, coerce=False)
 
 
-def log_softmax_1(x: np.ndarray, *, axis: int = 1) -> np.ndarray:
+def log_softmax_1(x: np.ndarray, *, axis: int) -> np.ndarray:
     """LogSoftmax (opset 1-12): over the trailing axes from `axis`, flattened."""
     return _on_axis("LogSoftmax", _log_softmax_axis, x, axis, coerce=True)
 
 
-def log_softmax_13(x: np.ndarray, *, axis: int = -1) -> np.ndarray:
+def log_softmax_13(x: np.ndarray, *, axis: int) -> np.ndarray:
     """LogSoftmax (opset 13+): over one axis."""
     return _on_axis("LogSoftmax", _log_softmax_axis, x, axis, coerce=False)
 
 
-def hardmax_1(x: np.ndarray, *, axis: int = 1) -> np.ndarray:
+def hardmax_1(x: np.ndarray, *, axis: int) -> np.ndarray:
     """Hardmax (opset 1-12): one-hot of the first maximum over the flattened trailing axes."""
     return _on_axis("Hardmax", _hardmax_axis, x, axis, coerce=True)
 
 
-def hardmax_13(x: np.ndarray, *, axis: int = -1) -> np.ndarray:
+def hardmax_13(x: np.ndarray, *, axis: int) -> np.ndarray:
     """Hardmax (opset 13+): one-hot of the first maximum along one axis."""
     return _on_axis("Hardmax", _hardmax_axis, x, axis, coerce=False)
 
 
-def lp_normalization(x: np.ndarray, *, axis: int = -1, p: int = 2) -> np.ndarray:
+def lp_normalization(x: np.ndarray, *, axis: int, p: int) -> np.ndarray:
     """LpNormalization: x / ||x||_p along axis (0 where the norm is 0)."""
     if p not in (1, 2):
         raise ModelError(f"LpNormalization: p must be 1 or 2, got {p}")
@@ -196,7 +196,7 @@ def lp_normalization(x: np.ndarray, *, axis: int = -1, p: int = 2) -> np.ndarray
     return np.where(norm == 0, 0, xw / safe).astype(x.dtype, copy=False)
 
 
-def lrn(x: np.ndarray, *, alpha: float = 1e-4, beta: float = 0.75, bias: float = 1.0,
+def lrn(x: np.ndarray, *, alpha: float, beta: float, bias: float,
         size: int) -> np.ndarray:
     """LRN: divide by (bias + alpha/size * sum of squares over a window of `size` channels)^beta."""
     if x.ndim < 3:
@@ -211,7 +211,7 @@ def lrn(x: np.ndarray, *, alpha: float = 1e-4, beta: float = 0.75, bias: float =
     return (xw / (t(bias) + t(alpha / size) * window) ** t(beta)).astype(x.dtype, copy=False)
 
 
-def mean_variance_normalization(x: np.ndarray, *, axes: Sequence[int] = (0, 2, 3)) -> np.ndarray:
+def mean_variance_normalization(x: np.ndarray, *, axes: Sequence[int]) -> np.ndarray:
     """MeanVarianceNormalization: (x - mean) / (std + 1e-9) over axes."""
     xw = _work(x)
     ax = tuple(int(a) for a in axes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,15 +29,29 @@ def _geometry(op: str, x: np.ndarray, kernel_shape: Sequence[int] | None, stride
     for size, k, s, d, b, e in zip(x.shape[2:], kernel, strides, dilations, begin, end, strict=True):
         extent = (k - 1) * d + 1
         room = size + b + e - extent
-        if room < 0:
-            raise ModelError(f"{op}: kernel extent {extent} is larger than padded input {size + b + e}")
-        o = -(-room // s) + 1 if ceil_mode else room // s + 1
+        # The window count as onnxruntime computes it: rounded up (ceil_mode) or towards zero, so a kernel
+        # longer than the padded input gives one window reaching into grown end padding, or none at all.
+        o = math.ceil(room / s + 1) if ceil_mode else int(room / s) + 1
         # A ceil_mode window that would start inside the end padding is dropped (PyTorch and ORT agree).
-        if ceil_mode and (o - 1) * s >= size + b:
+        if ceil_mode and o > 0 and (o - 1) * s >= size + b:
             o -= 1
+        if o < 0:
+            raise ModelError(f"{op}: kernel extent {extent} is larger than padded input {size + b + e}")
         out.append(o)
-        grown.append(max(e, (o - 1) * s + extent - size - b))
+        grown.append(max(e, (o - 1) * s + extent - size - b if o else 0))
     return kernel, strides, dilations, begin, grown, out
+
+
+def output_shape(op: str, shape: Sequence[int], attrs: dict) -> tuple[int, ...]:
+    """The output shape of a windowed pooling node, as the op computes it (onnxruntime's rule; ONNX shape
+    inference disagrees for some ceil_mode windows)."""
+    probe = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), tuple(shape), (0,) * len(shape))
+    *_, out = _geometry(op, probe, attrs.get("kernel_shape"), attrs.get("strides"), attrs.get("dilations"),
+                        attrs.get("pads"), attrs.get("auto_pad", "NOTSET"), attrs.get("ceil_mode", 0))
+    return tuple(shape[:2]) + tuple(out)
+
+
+WINDOWED = ("MaxPool", "AveragePool", "LpPool")
 
 
 def _lowest(dtype: np.dtype) -> float | int:
@@ -44,13 +59,15 @@ def _lowest(dtype: np.dtype) -> float | int:
     return np.finfo(dtype).min if dtype.kind == "f" else np.iinfo(dtype).min
 
 
-def max_pool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
+def max_pool(x: np.ndarray, *, auto_pad: str, ceil_mode: int = 0,
              dilations: Sequence[int] | None = None, kernel_shape: Sequence[int] | None = None,
              pads: Sequence[int] | None = None, storage_order: int = 0,
              strides: Sequence[int] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """MaxPool: returns (Y, Indices), Indices being flat offsets into X (storage_order=1: column-major)."""
     kernel, strides, dilations, begin, end, out = _geometry(
         "MaxPool", x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
+    if 0 in out:  # no window fits (onnxruntime gives an empty result too)
+        return np.empty(x.shape[:2] + tuple(out), x.dtype), np.empty(x.shape[:2] + tuple(out), np.int64)
     xp = pad_spatial(x, begin, end, _lowest(x.dtype))
     taps_all = list(itertools.product(*(range(k) for k in kernel)))
     y = xp[tap_slices(taps_all[0], strides, dilations, out)].copy()
@@ -109,12 +126,14 @@ def _sum_pool(xp: np.ndarray, kernel: list[int], strides: list[int], dilations: 
     return acc
 
 
-def average_pool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0, count_include_pad: int = 0,
+def average_pool(x: np.ndarray, *, auto_pad: str, ceil_mode: int = 0, count_include_pad: int = 0,
                  dilations: Sequence[int] | None = None, kernel_shape: Sequence[int] | None = None,
                  pads: Sequence[int] | None = None, strides: Sequence[int] | None = None) -> np.ndarray:
     """AveragePool: window mean; count_include_pad counts explicit pads, never the ceil_mode overhang."""
     kernel, strides, dilations, begin, grown, out = _geometry(
         "AveragePool", x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
+    if 0 in out:  # no window fits (onnxruntime gives an empty result too)
+        return np.empty(x.shape[:2] + tuple(out), x.dtype)
     _, end = window_pads("AveragePool", x.shape[2:], kernel, strides, dilations, pads, auto_pad)
     ct = work_dtype(x.dtype)
     total = _sum_pool(pad_spatial(x.astype(ct, copy=False), begin, grown), kernel, strides, dilations, out)
@@ -126,12 +145,14 @@ def average_pool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
     return (total / np.maximum(count, 1).astype(ct)).astype(x.dtype, copy=False)
 
 
-def lp_pool(x: np.ndarray, *, auto_pad: str = "NOTSET", ceil_mode: int = 0,
-            dilations: Sequence[int] | None = None, kernel_shape: Sequence[int] | None = None, p: float = 2,
+def lp_pool(x: np.ndarray, *, auto_pad: str, ceil_mode: int = 0,
+            dilations: Sequence[int] | None = None, kernel_shape: Sequence[int] | None = None, p: float,
             pads: Sequence[int] | None = None, strides: Sequence[int] | None = None) -> np.ndarray:
     """LpPool: (sum over the window of |x|^p)^(1/p); zero padding adds nothing."""
     kernel, strides, dilations, begin, grown, out = _geometry(
         "LpPool", x, kernel_shape, strides, dilations, pads, auto_pad, ceil_mode)
+    if 0 in out:  # no window fits (onnxruntime gives an empty result too)
+        return np.empty(x.shape[:2] + tuple(out), x.dtype)
     ct = work_dtype(x.dtype)
     powered = np.abs(x.astype(ct, copy=False)) ** ct.type(p)
     total = _sum_pool(pad_spatial(powered, begin, grown), kernel, strides, dilations, out)
@@ -155,7 +176,7 @@ def global_max_pool(x: np.ndarray) -> np.ndarray:
     return x.max(axis=_spatial_axes("GlobalMaxPool", x), keepdims=True)
 
 
-def global_lp_pool(x: np.ndarray, *, p: float = 2) -> np.ndarray:
+def global_lp_pool(x: np.ndarray, *, p: float) -> np.ndarray:
     """GlobalLpPool: Lp norm over every spatial axis, kept as size 1."""
     ct = work_dtype(x.dtype)
     axes = _spatial_axes("GlobalLpPool", x)

@@ -53,27 +53,27 @@ def _high(dtype: np.dtype):
     return np.iinfo(dtype).max if dtype.kind in "iu" else np.inf
 
 
-def reduce_sum(data: np.ndarray, axes: Axes = None, *, keepdims: int = 1, noop_with_empty_axes: int = 0):
+def reduce_sum(data: np.ndarray, axes: Axes = None, *, keepdims: int, noop_with_empty_axes: int = 0):
     """ReduceSum."""
     return _reduce("ReduceSum", data, axes, keepdims, noop_with_empty_axes, np.sum)
 
 
-def reduce_mean(data: np.ndarray, axes: Axes = None, *, keepdims: int = 1, noop_with_empty_axes: int = 0):
+def reduce_mean(data: np.ndarray, axes: Axes = None, *, keepdims: int, noop_with_empty_axes: int = 0):
     """ReduceMean."""
     return _reduce("ReduceMean", data, axes, keepdims, noop_with_empty_axes, np.mean)
 
 
-def reduce_max(data: np.ndarray, axes: Axes = None, *, keepdims: int = 1, noop_with_empty_axes: int = 0):
+def reduce_max(data: np.ndarray, axes: Axes = None, *, keepdims: int, noop_with_empty_axes: int = 0):
     """ReduceMax; an empty set gives -inf (the type's minimum for ints)."""
     return _reduce("ReduceMax", data, axes, keepdims, noop_with_empty_axes, np.max, initial=_low(data.dtype))
 
 
-def reduce_min(data: np.ndarray, axes: Axes = None, *, keepdims: int = 1, noop_with_empty_axes: int = 0):
+def reduce_min(data: np.ndarray, axes: Axes = None, *, keepdims: int, noop_with_empty_axes: int = 0):
     """ReduceMin; an empty set gives +inf (the type's maximum for ints)."""
     return _reduce("ReduceMin", data, axes, keepdims, noop_with_empty_axes, np.min, initial=_high(data.dtype))
 
 
-def reduce_prod(data: np.ndarray, axes: Axes = None, *, keepdims: int = 1, noop_with_empty_axes: int = 0):
+def reduce_prod(data: np.ndarray, axes: Axes = None, *, keepdims: int, noop_with_empty_axes: int = 0):
     """ReduceProd."""
     return _reduce("ReduceProd", data, axes, keepdims, noop_with_empty_axes, np.prod)
 
@@ -107,32 +107,32 @@ def _log_sum_exp(data: np.ndarray, axis, keepdims: bool) -> np.ndarray:
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
-def reduce_l1(data: np.ndarray, axes: Axes = None, *, keepdims: int = 1, noop_with_empty_axes: int = 0):
+def reduce_l1(data: np.ndarray, axes: Axes = None, *, keepdims: int, noop_with_empty_axes: int = 0):
     """ReduceL1."""
     return _reduce("ReduceL1", data, axes, keepdims, noop_with_empty_axes, _l1)
 
 
-def reduce_l2(data: np.ndarray, axes: Axes = None, *, keepdims: int = 1, noop_with_empty_axes: int = 0):
+def reduce_l2(data: np.ndarray, axes: Axes = None, *, keepdims: int, noop_with_empty_axes: int = 0):
     """ReduceL2."""
     return _reduce("ReduceL2", data, axes, keepdims, noop_with_empty_axes, _l2)
 
 
 def reduce_sum_square(
-    data: np.ndarray, axes: Axes = None, *, keepdims: int = 1, noop_with_empty_axes: int = 0
+    data: np.ndarray, axes: Axes = None, *, keepdims: int, noop_with_empty_axes: int = 0
 ) -> np.ndarray:
     """ReduceSumSquare."""
     return _reduce("ReduceSumSquare", data, axes, keepdims, noop_with_empty_axes, _sum_square)
 
 
 def reduce_log_sum(
-    data: np.ndarray, axes: Axes = None, *, keepdims: int = 1, noop_with_empty_axes: int = 0
+    data: np.ndarray, axes: Axes = None, *, keepdims: int, noop_with_empty_axes: int = 0
 ) -> np.ndarray:
     """ReduceLogSum."""
     return _reduce("ReduceLogSum", data, axes, keepdims, noop_with_empty_axes, _log_sum)
 
 
 def reduce_log_sum_exp(
-    data: np.ndarray, axes: Axes = None, *, keepdims: int = 1, noop_with_empty_axes: int = 0
+    data: np.ndarray, axes: Axes = None, *, keepdims: int, noop_with_empty_axes: int = 0
 ) -> np.ndarray:
     """ReduceLogSumExp."""
     return _reduce("ReduceLogSumExp", data, axes, keepdims, noop_with_empty_axes, _log_sum_exp)
@@ -152,18 +152,18 @@ def _arg(op: str, data: np.ndarray, axis: int, keepdims: int, select_last_index:
     return out if keepdims else np.squeeze(out, axis=axis)
 
 
-def arg_max(data: np.ndarray, *, axis: int = 0, keepdims: int = 1, select_last_index: int = 0):
+def arg_max(data: np.ndarray, *, axis: int, keepdims: int, select_last_index: int = 0):
     """ArgMax -> int64."""
     return _arg("ArgMax", data, axis, keepdims, select_last_index, np.argmax)
 
 
-def arg_min(data: np.ndarray, *, axis: int = 0, keepdims: int = 1, select_last_index: int = 0):
+def arg_min(data: np.ndarray, *, axis: int, keepdims: int, select_last_index: int = 0):
     """ArgMin -> int64."""
     return _arg("ArgMin", data, axis, keepdims, select_last_index, np.argmin)
 
 
 def top_k(
-    x: np.ndarray, K: np.ndarray | None = None, *, axis: int = -1, largest: int = 1, sorted: int = 1,
+    x: np.ndarray, K: np.ndarray | None = None, *, axis: int, largest: int = 1, sorted: int = 1,
     k: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """TopK -> (values, int64 indices); k is an attribute in opset 1, input K after; ties: lower index."""
@@ -200,12 +200,12 @@ def _cumulative(op, x, axis, exclusive, reverse, fn, identity) -> np.ndarray:
     return np.flip(out, axis=ax) if reverse else out
 
 
-def cum_sum(x: np.ndarray, axis: np.ndarray, *, exclusive: int = 0, reverse: int = 0) -> np.ndarray:
+def cum_sum(x: np.ndarray, axis: np.ndarray, *, exclusive: int, reverse: int) -> np.ndarray:
     """CumSum along the axis given as a scalar input."""
     return _cumulative("CumSum", x, axis, exclusive, reverse, np.cumsum, 0)
 
 
-def cum_prod(x: np.ndarray, axis: np.ndarray, *, exclusive: int = 0, reverse: int = 0) -> np.ndarray:
+def cum_prod(x: np.ndarray, axis: np.ndarray, *, exclusive: int, reverse: int) -> np.ndarray:
     """CumProd along the axis given as a scalar input."""
     return _cumulative("CumProd", x, axis, exclusive, reverse, np.cumprod, 1)
 

@@ -142,10 +142,10 @@ def _plan(x: np.ndarray, axes: list[int], scales: np.ndarray | None, sizes: np.n
 
 def resize(x: np.ndarray, roi: np.ndarray | None = None, scales: np.ndarray | None = None,
            sizes: np.ndarray | None = None, *, antialias: int = 0, axes: Sequence[int] | None = None,
-           coordinate_transformation_mode: str = "half_pixel", cubic_coeff_a: float = -0.75,
-           exclude_outside: int = 0, extrapolation_value: float = 0.0,
-           keep_aspect_ratio_policy: str = "stretch", mode: str = "nearest",
-           nearest_mode: str = "round_prefer_floor") -> np.ndarray:
+           coordinate_transformation_mode: str, cubic_coeff_a: float,
+           exclude_outside: int, extrapolation_value: float,
+           keep_aspect_ratio_policy: str = "stretch", mode: str,
+           nearest_mode: str) -> np.ndarray:
     """Resize (opset 11-19+): nearest / n-linear / cubic, every coordinate mode, roi, axes, aspect policy."""
     rank = x.ndim
     axes = list(range(rank)) if axes is None else [int(a) % rank for a in axes]
@@ -188,19 +188,20 @@ def resize(x: np.ndarray, roi: np.ndarray | None = None, scales: np.ndarray | No
     return data.astype(x.dtype, copy=False)
 
 
-def resize_10(x: np.ndarray, scales: np.ndarray, *, mode: str = "nearest") -> np.ndarray:
+def resize_10(x: np.ndarray, scales: np.ndarray, *, mode: str) -> np.ndarray:
     """Resize-10: asymmetric coordinates, nearest picks floor (ceil when shrinking)."""
+    # Resize-11 with the settings that reproduce Resize-10 (no cubic mode, no extrapolation then).
     return resize(x, None, scales, coordinate_transformation_mode="asymmetric", mode=mode,
-                  nearest_mode="simple")
+                  nearest_mode="simple", cubic_coeff_a=-0.75, exclude_outside=0, extrapolation_value=0.0)
 
 
-def upsample_7(x: np.ndarray, *, mode: str = "nearest", scales: Sequence[float],
+def upsample_7(x: np.ndarray, *, mode: str, scales: Sequence[float],
                height_scale: float | None = None, width_scale: float | None = None) -> np.ndarray:
     """Upsample-7: scales as an attribute (height_scale/width_scale are opset-1 leftovers, ignored)."""
     return upsample_9(x, np.asarray(scales, np.float32), mode=mode)
 
 
-def upsample_9(x: np.ndarray, scales: np.ndarray, *, mode: str = "nearest") -> np.ndarray:
+def upsample_9(x: np.ndarray, scales: np.ndarray, *, mode: str) -> np.ndarray:
     """Upsample-9: scales as an input; nearest or (bi)linear with asymmetric coordinates."""
     if mode == "bilinear":
         mode = "linear"

@@ -47,7 +47,7 @@ def reshape(data: np.ndarray, shape: Ints, *, allowzero: int = 0) -> np.ndarray:
         raise ModelError(f"Reshape: cannot reshape {data.shape} to {dims}") from exc
 
 
-def flatten(x: np.ndarray, *, axis: int = 1) -> np.ndarray:
+def flatten(x: np.ndarray, *, axis: int) -> np.ndarray:
     """Flatten to 2-D: dims before axis, dims from axis on."""
     if not -x.ndim <= axis <= x.ndim:
         raise ModelError(f"Flatten: attribute axis={axis} is out of range for input rank {x.ndim}")
@@ -164,7 +164,7 @@ def tile(input: np.ndarray, repeats: Ints) -> np.ndarray:
     return np.tile(input, reps)
 
 
-def eye_like(input: np.ndarray, *, dtype: int | None = None, k: int = 0) -> np.ndarray:
+def eye_like(input: np.ndarray, *, dtype: int | None = None, k: int) -> np.ndarray:
     """EyeLike: a 2-D identity with ones on diagonal k, in `dtype` or the input's type."""
     if input.ndim != 2:
         raise ModelError(f"EyeLike: input must be 2-D, got shape {input.shape}")

@@ -93,7 +93,7 @@ def transpose(data: np.ndarray, *, perm: Sequence[int] | None = None) -> np.ndar
 
 def pad(
     data: np.ndarray, pads: Ints | None = None, constant_value: np.ndarray | None = None,
-    axes: Ints | None = None, *, mode: str = "constant", value: float = 0.0, paddings: Ints | None = None,
+    axes: Ints | None = None, *, mode: str, value: float = 0.0, paddings: Ints | None = None,
 ) -> np.ndarray:
     """Pad (modes constant/reflect/edge/wrap); negative pads crop. Attributes pads/value before opset 11."""
     widths = _ints(pads if pads is not None else paddings if paddings is not None else [])
@@ -146,7 +146,7 @@ def space_to_depth(input: np.ndarray, *, blocksize: int, mode: str = "DCR") -> n
     return tmp.reshape(n, c * b * b, h // b, w // b)
 
 
-def trilu(input: np.ndarray, k: np.ndarray | None = None, *, upper: int = 1) -> np.ndarray:
+def trilu(input: np.ndarray, k: np.ndarray | None = None, *, upper: int) -> np.ndarray:
     """Trilu: keep the upper (or lower) triangle of the last two dims, offset by diagonal k."""
     diag = 0 if k is None else int(np.asarray(k).ravel()[0])
     return np.triu(input, diag) if upper else np.tril(input, diag)
@@ -161,7 +161,7 @@ def compress(input: np.ndarray, condition: np.ndarray, *, axis: int | None = Non
 
 
 def reverse_sequence(
-    input: np.ndarray, sequence_lens: np.ndarray, *, batch_axis: int = 1, time_axis: int = 0
+    input: np.ndarray, sequence_lens: np.ndarray, *, batch_axis: int, time_axis: int
 ) -> np.ndarray:
     """ReverseSequence: reverse the first sequence_lens[b] steps along time_axis for each batch b."""
     out = input.copy()
@@ -179,7 +179,7 @@ def non_zero(x: np.ndarray) -> np.ndarray:
     return np.array(np.nonzero(np.atleast_1d(x) if x.ndim == 0 else x), dtype=np.int64)
 
 
-def one_hot(indices: np.ndarray, depth: np.ndarray, values: np.ndarray, *, axis: int = -1) -> np.ndarray:
+def one_hot(indices: np.ndarray, depth: np.ndarray, values: np.ndarray, *, axis: int) -> np.ndarray:
     """OneHot: values[1] where the new axis equals the index (negatives count from depth), else values[0]."""
     size = int(np.asarray(depth).ravel()[0])
     ax = _axis("OneHot", axis, indices.ndim + 1)
@@ -192,7 +192,7 @@ def one_hot(indices: np.ndarray, depth: np.ndarray, values: np.ndarray, *, axis:
 
 
 def unique(
-    X: np.ndarray, *, axis: int | None = None, sorted: int = 1
+    X: np.ndarray, *, axis: int | None = None, sorted: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Unique -> (Y, indices, inverse_indices, counts), sorted or in order of first occurrence."""
     ax = None if axis is None else _axis("Unique", axis, X.ndim)

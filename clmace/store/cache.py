@@ -7,10 +7,11 @@ import shutil
 from collections.abc import Iterable
 
 from clmace.core.errors import ProgramFileError
+from clmace.core.fingerprint import DeviceFingerprint
+from clmace.core.paths import default_cache_dir
 from clmace.store.capture.pocl import managed_dir as pocl_managed_dir
-from clmace.store.fingerprint import DeviceFingerprint
 from clmace.store.io import read_file, write_file
-from clmace.store.store import default_cache_dir, engine_version
+from clmace.store.store import engine_version
 
 
 def _dir_size(path: str) -> tuple[int, int]:

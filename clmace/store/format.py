@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from clmace.core.errors import ProgramFileError
-from clmace.store.fingerprint import DeviceFingerprint
+from clmace.core.fingerprint import DeviceFingerprint
 
 MAGIC = b"CLMACEPF"
 FORMAT_VERSION = 1

@@ -1,4 +1,4 @@
-"""ProgramStore: hands the OpenCL runtime built programs, from the compiled-program file when it can."""
+"""ProgramStore: the program cache (core.program_cache) kept in compiled-program files: load, merge, save."""
 
 from __future__ import annotations
 
@@ -6,16 +6,15 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import platformdirs
-
-from clmace.core.drivers import compile_target
 from clmace.core.errors import ProgramFileError
+from clmace.core.fingerprint import DeviceFingerprint
+from clmace.core.paths import default_cache_dir
+from clmace.core.program_cache import ProgramKey
 from clmace.store.capture import nvidia, pocl
-from clmace.store.fingerprint import DeviceFingerprint
 from clmace.store.format import ProgramEntry, ProgramFile, Section, entry_key, source_hash
 from clmace.store.io import UntrustedFileError, holds_signed_file, read_file, write_file
 
@@ -23,11 +22,6 @@ log = logging.getLogger("clmace.store")
 
 PROGRAM_FILE_NAME = "compiled_programs.clmace"
 MAX_REJECTIONS_KEPT = 200
-
-
-def default_cache_dir() -> str:
-    """clmace's cache directory: $CLMACE_CACHE_DIR, else the platform's user cache dir."""
-    return os.environ.get("CLMACE_CACHE_DIR") or platformdirs.user_cache_dir("clmace")
 
 
 def default_program_path() -> str:
@@ -52,14 +46,12 @@ def engine_version() -> str:
 
 @dataclass
 class _Pending:
-    """A program built from source in this process; its binary is fetched at save time."""
+    """A program this process built from source, or loaded on PoCL (whose cache may grow until save)."""
 
     section: str
     key: str
     fingerprint: DeviceFingerprint
     entry: ProgramEntry
-    program: Any = None
-    device: Any = None
     dirty: bool = True
 
 
@@ -95,7 +87,6 @@ class ProgramStore:
         self._pending: dict[tuple[str, str], _Pending] = {}
         self._removed: dict[str, set[str]] = {}
         self._tuned: dict[str, Section] = {}
-        self._fingerprints: dict[tuple[int, str], DeviceFingerprint] = {}
         self._seen_sections: set[tuple[str, str, str]] = set()
 
     # ------------------------------------------------------------ loading
@@ -153,13 +144,6 @@ class ProgramStore:
             self._load()
             return dict(self._file_state)
 
-    def fingerprint(self, device: Any) -> DeviceFingerprint:
-        """The fingerprint of a pyopencl.Device (cached per device)."""
-        key = (int(device.int_ptr), compile_target(int(device.int_ptr)))  # the target may change once checked
-        if key not in self._fingerprints:
-            self._fingerprints[key] = DeviceFingerprint.from_cl_device(device)
-        return self._fingerprints[key]
-
     def _sections(self, fp: DeviceFingerprint) -> list[tuple[str, Section]]:
         """Sections for this device, file by file; explains once why near-miss sections are skipped."""
         key = fp.key()
@@ -197,89 +181,64 @@ class ProgramStore:
                         self._removed.setdefault(sec_key, set()).add(old_key)
         return None
 
-    # ------------------------------------------------------------ building
+    # ------------------------------------------------------------ the program cache (core.program_cache)
 
-    def build(self, context: Any, device: Any, name: str, source: str, options: list[str],
-              before_compile: Callable[[], None] | None = None) -> Any:
-        """A built pyopencl.Program for `device`: from the stored binary if it fits, else from source
-        (calling before_compile first: the runtime's driver check, which may change the device's target)."""
-        import pyopencl as cl
-
-        options = list(options)
-        fp = self.fingerprint(device)
-        key = entry_key(source, options)
-        opt_text = " ".join(options)
-        src_hash = source_hash(source)
+    def get_program(self, device: DeviceFingerprint, key: ProgramKey) -> bytes | None:
+        """The stored binary of this program for this device when one fits (its driver-cache files restored)."""
+        ekey, options, src_hash = entry_key(key.source, key.options), " ".join(key.options), source_hash(key.source)
         with self._lock:
-            entry = self._find(fp, key, name, opt_text, src_hash)
-        if entry is not None:
-            try:
-                if entry.driver_blobs and pocl.is_pocl(device):
+            entry = self._find(device, ekey, key.name, options, src_hash)
+            if entry is None:
+                return None
+            self.hits += 1
+            if device.platform_name == pocl.PLATFORM_NAME:
+                if entry.driver_blobs:
                     pocl.restore(entry.driver_blobs, entry.binary)
-                program = cl.Program(context, [device], [entry.binary])
-                program.build(options=options, devices=[device])
-                with self._lock:
-                    self.hits += 1
-                    if pocl.is_pocl(device):
-                        # Later launches may compile new work-group sizes: capture them at save time.
-                        tracked = _Pending(fp.key(), key, fp, entry, dirty=False)
-                        self._pending.setdefault((fp.key(), key), tracked)
-                return program
-            except Exception as e:  # pyopencl raises several error types; any means "use the source"
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                with self._lock:
-                    self._reject(f"binary of {name!r} refused by the driver ({first}); building from source")
-        if before_compile is not None:
-            before_compile()
-            fp = self.fingerprint(device)
-        program = cl.Program(context, source).build(options=options, devices=[device])
+                # Later launches may compile new work-group sizes: capture them at save time.
+                self._pending.setdefault((device.key(), ekey), _Pending(device.key(), ekey, device, entry, False))
+        return entry.binary
+
+    def refuse_program(self, device: DeviceFingerprint, key: ProgramKey, reason: str) -> None:
+        """The driver refused a binary get_program gave: count it as a miss, not a hit."""
+        with self._lock:
+            self.hits -= 1
+            self._pending.pop((device.key(), entry_key(key.source, key.options)), None)
+            self._reject(f"binary of {key.name!r} refused by the driver ({reason}); building from source")
+
+    def put_program(self, device: DeviceFingerprint, key: ProgramKey, binary: bytes) -> None:
+        """Keep a binary compiled from source in this process; save() writes it."""
+        ekey = entry_key(key.source, key.options)
+        entry = ProgramEntry(key.name, " ".join(key.options), source_hash(key.source), bytes(binary))
         with self._lock:
             self.misses += 1
-            self._pending[(fp.key(), key)] = _Pending(
-                fp.key(), key, fp, ProgramEntry(name, opt_text, src_hash, b""), program, device)
-        return program
+            if binary:  # a driver that hands out no binary: nothing to store
+                self._pending[(device.key(), ekey)] = _Pending(device.key(), ekey, device, entry)
 
     # ------------------------------------------------------------ tuned parameters
 
-    def get_tuned(self, device: Any, key: str) -> dict | None:
+    def get_tuned(self, device: DeviceFingerprint, key: str) -> dict | None:
         """The tuned-parameter record stored under `key` for this device, or None."""
-        fp = self.fingerprint(device)
         with self._lock:
-            mine = self._tuned.get(fp.key())
+            mine = self._tuned.get(device.key())
             if mine is not None and key in mine.tuned:
                 return mine.tuned[key]
-            for _, sec in self._sections(fp):
+            for _, sec in self._sections(device):
                 if key in sec.tuned:
                     return sec.tuned[key]
         return None
 
-    def put_tuned(self, device: Any, key: str, value: dict) -> None:
+    def put_tuned(self, device: DeviceFingerprint, key: str, record: dict) -> None:
         """Record a tuned-parameter record (a small JSON-able dict) for this device; saved by save()."""
-        fp = self.fingerprint(device)
         with self._lock:
-            self._tuned.setdefault(fp.key(), Section(fp)).tuned[key] = dict(value)
+            self._tuned.setdefault(device.key(), Section(device)).tuned[key] = dict(record)
 
     # ------------------------------------------------------------ saving
 
     def _collect(self) -> ProgramFile:
-        """This process's new and changed entries, binaries fetched and PoCL cache files captured now."""
-        import pyopencl as cl
-
+        """This process's new and changed entries, with the PoCL cache files captured now."""
         update = ProgramFile(self.engine_version, time.time())
-        for pkey, p in list(self._pending.items()):
+        for p in list(self._pending.values()):
             entry = p.entry
-            if p.program is not None:
-                try:
-                    devices = p.program.get_info(cl.program_info.DEVICES)
-                    binaries = p.program.get_info(cl.program_info.BINARIES)
-                    entry.binary = bytes(binaries[devices.index(p.device)])
-                    if not entry.binary:
-                        raise ValueError("empty binary")
-                except Exception as e:  # a driver that cannot hand out binaries: nothing to store
-                    log.info("no binary for %r from the driver (%s); not stored", entry.name, e)
-                    del self._pending[pkey]
-                    continue
-                p.program = p.device = None  # release the program once its binary is in hand
             if pocl.program_dir(entry.binary):
                 blobs = {**entry.driver_blobs, **pocl.snapshot(entry.binary)}
                 if blobs != entry.driver_blobs:

@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from dataclasses import fields
 
 from clmace.core.errors import ProgramFileError
+from clmace.core.fingerprint import DeviceFingerprint
 from clmace.store import mace, trust
-from clmace.store.fingerprint import DeviceFingerprint
 from clmace.store.format import MAGIC, ProgramFile, parse
 
 # What a section header records about the machine: together they identify the GPU model and driver build.

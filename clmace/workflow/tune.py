@@ -52,7 +52,7 @@ def tune_model(model: Any, output: str, device: str = "opencl", *, budget: float
         if untuned.runtime is None:
             raise ClmaceError("the model has dynamic input shapes: pass input shapes for each")
         left = None if budget is None else max(0.0, budget - (time.perf_counter() - start))
-        tuner = Tuner(untuned.runtime, untuned.program_store, budget=left, seed=seed, progress=progress,
+        tuner = Tuner(untuned.runtime, untuned.program_store.save, budget=left, seed=seed, progress=progress,
                       retune=retune and not lost, timer=timer)
         part = tuner.run()
         report = part if report is None else _merge(report, part)
@@ -71,7 +71,7 @@ def tune_model(model: Any, output: str, device: str = "opencl", *, budget: float
     feeds = tuner.feeds()
     model_s = (0.0, 0.0)
     if report.results:
-        model_s = validate_in_model(untuned.runtime, tuned.runtime, feeds, report, tuned.program_store)
+        model_s = validate_in_model(untuned.runtime, tuned.runtime, feeds, report)
         if report.reverted:
             tuned.program_store.save()
             tuned = InferenceSession(model, **common)
@@ -85,7 +85,7 @@ def tune_model(model: Any, output: str, device: str = "opencl", *, budget: float
                        time.perf_counter() - start, *model_s)
 
 
-def validate_in_model(untuned: Any, tuned: Any, feeds: Mapping[str, np.ndarray], report: TuneReport, store: Any,
+def validate_in_model(untuned: Any, tuned: Any, feeds: Mapping[str, np.ndarray], report: TuneReport,
                       runs: int = 21) -> tuple[float, float]:
     """Time both plans inside whole-model runs (interleaved, median per launch): a key whose tuned choice is
     not faster there than the default goes back to the default (isolated timings can mislead: caches, clocks).
@@ -117,7 +117,7 @@ def validate_in_model(untuned: Any, tuned: Any, feeds: Mapping[str, np.ndarray],
         tuned_total -= t_s - u_s
         u = u_steps[int(i)]
         lws = None if u.lws is None else list(u.lws)
-        store.put_tuned(tuned.plan.device, key, {
+        tuned.plan.builder.put_tuned(key, {
             "family": u.spec.family, "variant": u.variant, "kernel": u.kernel.function_name, "lws": lws,
             "us": round(u_s * 1e6, 3), "default_us": round(u_s * 1e6, 3), "node": u.node, "shape": u.spec.shape,
             "reverted": f"in the model {t_s * 1e6:.1f} us for the tuned choice, {u_s * 1e6:.1f} us for the default"})

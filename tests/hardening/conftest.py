@@ -10,6 +10,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
+from clmace.backends.opencl.device import build_program
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 ENGINE = "hardening-1"
 # Three tiny programs: each scales a buffer by its own factor, so a wrong program shows in the numbers.
@@ -65,5 +67,5 @@ def run_scale(ctx, program, name: str) -> np.ndarray:
 def build_and_check(store, ctx, device) -> None:
     """Build every program through `store` and check each one's numbers."""
     for name, src in SOURCES.items():
-        program = store.build(ctx, device, name, src, OPTIONS)
+        program = build_program(ctx, device, name, src, OPTIONS, store)
         np.testing.assert_array_equal(run_scale(ctx, program, name), np.arange(16) * float(name[-1]))

@@ -141,7 +141,7 @@ def test_deeply_nested_tuned_json_is_a_program_file_error() -> None:
 
 def _model_with_header(header: object) -> bytes:
     head = json.dumps(header).encode() if not isinstance(header, bytes) else header
-    prefix = struct.pack("<8sII", b"CLMACEMD", 1, len(head))
+    prefix = struct.pack("<8sII", b"CLMACEMD", modelfile.FORMAT_VERSION, len(head))
     return prefix + head + b" " * ((-(len(prefix) + len(head))) % 64)
 
 

@@ -34,14 +34,15 @@ EVIL_C = textwrap.dedent("""
 CHILD = textwrap.dedent("""
     import json, os, sys
     import numpy as np, pyopencl as cl
-    from clmace.backends.opencl.device import select_device
+    from clmace.backends.opencl.discovery import select_device
+    from clmace.backends.opencl.device import build_program
     from clmace.store import ProgramStore
     search, lws, key = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     store = ProgramStore(search_paths=[search] if search else [], engine_version_="planted-1",
                          sign_key=key or None)
     dev = select_device("opencl")
     ctx = cl.Context([dev]); queue = cl.CommandQueue(ctx)
-    program = store.build(ctx, dev, "scale2", sys.argv[4], ["-DPLANTED=1"])
+    program = build_program(ctx, dev, "scale2", sys.argv[4], ["-DPLANTED=1"], store)
     a = np.arange(64, dtype=np.float32)
     buf = cl.Buffer(ctx, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR, hostbuf=a)
     program.scale2(queue, (64,), (lws,), buf)

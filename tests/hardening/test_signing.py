@@ -12,8 +12,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from clmace.core.errors import ProgramFileError
+from clmace.core.fingerprint import DeviceFingerprint
 from clmace.store import signing
-from clmace.store.fingerprint import DeviceFingerprint
 from clmace.store.format import FLAG_SIGNED, ProgramEntry, ProgramFile, Section, dumps, loads, signed_part
 from clmace.store.io import is_signed, read_file, write_file
 from clmace.workflow.inspect import FINGERPRINT_FIELDS, inspect_bytes, inspect_path, render_text

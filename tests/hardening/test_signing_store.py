@@ -10,6 +10,7 @@ import zlib
 import pytest
 from conftest import ENGINE, OPTIONS, SOURCES, build_and_check, run_scale
 
+from clmace.backends.opencl.device import build_program
 from clmace.store import ProgramStore, signing
 from clmace.store.format import ProgramFile, dumps, loads
 from clmace.store.io import is_signed
@@ -38,7 +39,7 @@ def save_programs(path, ctx, device, sources=SOURCES, **kw) -> bytes:
     """Build `sources` through a store made with `kw`, save, return the file's bytes."""
     store = new_store(path, **kw)
     for name, src in sources.items():
-        store.build(ctx, device, name, src, OPTIONS)
+        build_program(ctx, device, name, src, OPTIONS, store)
     assert store.save()
     return path.read_bytes()
 
@@ -109,7 +110,7 @@ def test_store_without_keys_never_overwrites_a_signed_file(tmp_path, ctx, device
     store = new_store(path)
     build_and_check(store, ctx, device)
     assert store.hits == len(SOURCES)  # no trusted keys: a signed file is used like any other
-    program = store.build(ctx, device, "scale7", EXTRA["scale7"], OPTIONS)
+    program = build_program(ctx, device, "scale7", EXTRA["scale7"], OPTIONS, store)
     assert run_scale(ctx, program, "scale7")[3] == 21.0
     with caplog.at_level(logging.WARNING, logger="clmace.store"):
         assert store.save() is False
@@ -117,11 +118,11 @@ def test_store_without_keys_never_overwrites_a_signed_file(tmp_path, ctx, device
     assert path.read_bytes() == data
     # Told where unsigned programs may go, the store writes there and leaves the signed file alone.
     told = new_store(path, unsigned_path=str(fallback))
-    told.build(ctx, device, "scale7", EXTRA["scale7"], OPTIONS)
+    build_program(ctx, device, "scale7", EXTRA["scale7"], OPTIONS, told)
     assert told.save()
     assert path.read_bytes() == data and names(fallback.read_bytes()) == {"scale7"}
     again = new_store(path, unsigned_path=str(fallback))
-    again.build(ctx, device, "scale7", EXTRA["scale7"], OPTIONS)
+    build_program(ctx, device, "scale7", EXTRA["scale7"], OPTIONS, again)
     assert again.hits == 1  # the fallback file is read back when no trusted keys are set
 
 

@@ -18,8 +18,8 @@ import pytest
 from onnx import helper
 
 from clmace import InferenceSession
-from clmace.backends.opencl.lower.variants import heuristic_lws
 from clmace.backends.opencl.plan.schedule import Launch
+from clmace.backends.opencl.plan.variants import heuristic_lws
 from tests.opencl.conftest import make_model, random_feeds, runtime_of
 from tests.opencl.test_node_suite import SAMPLE, case_array
 
@@ -133,7 +133,7 @@ def _exercise(model: object, precision: str, inputs: list | None) -> set[str]:
                 runtime.queue.finish()
     feeds = random_feeds(sess) if inputs is None else dict(zip([a.name for a in sess.get_inputs()], inputs))
     sess.run(None, feeds)
-    return set(runtime.builder.keys())  # every program built, the tuner variants' too
+    return set(runtime.handle.keys())  # every program built, the tuner variants' too
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -10,7 +10,7 @@ import textwrap
 
 import pytest
 
-from clmace.backends.opencl.device import select_device
+from clmace.backends.opencl.discovery import select_device
 from clmace.backends.opencl.quirks import health, pocl_target
 from tests.opencl_probe import REQUIRE_ENV
 

@@ -9,7 +9,8 @@ import pytest
 from onnx import helper
 
 from clmace import InferenceSession
-from clmace.backends.opencl import OpenCLRuntime, device, list_devices
+from clmace.backends.opencl import OpenCLRuntime, list_devices
+from clmace.backends.opencl import discovery as device
 from clmace.core import drivers
 from clmace.core.errors import DeviceError, UnsupportedOpError
 from clmace.frontend.convert import build_graph
@@ -102,26 +103,50 @@ def test_fp16_storage() -> None:
     assert sess.run(None, {"x": np.zeros((2, 8, 15, 17), np.float32)})[0].dtype == np.float32
 
 
-def test_program_store_hook_and_dedupe() -> None:
-    """Every program goes through program_store.build, once per distinct (file, options)."""
-    import pyopencl as cl
+class DictCache:
+    """A program cache in a dict: any object with the ProgramCache methods can back a device handle."""
 
-    calls = []
+    def __init__(self, programs: dict | None = None) -> None:
+        self.programs, self.gets, self.puts, self.refused, self.tuned = dict(programs or {}), [], [], [], {}
 
-    class Store:
-        def build(self, context, dev, name, source, options, before_compile=None):
-            calls.append((name, tuple(options)))
-            if before_compile is not None:  # the runtime's driver check, run before a compile from source
-                before_compile()
-            return cl.Program(context, source).build(options=options, devices=[dev])
+    def get_program(self, device, key):
+        self.gets.append(key)
+        return self.programs.get((device.key(), key))
+
+    def put_program(self, device, key, binary):
+        self.puts.append(key)
+        self.programs[(device.key(), key)] = binary
+
+    def refuse_program(self, device, key, reason):
+        self.refused.append(reason)
+
+    def get_tuned(self, device, key):
+        return self.tuned.get((device.key(), key))
+
+    def put_tuned(self, device, key, record):
+        self.tuned[(device.key(), key)] = record
+
+
+def test_program_cache_seam() -> None:
+    """The device handle asks its cache once per distinct program and hands it what it compiled (bytes); a new
+    cache holding those bytes serves every program, and the outputs are the same."""
+    from clmace.core.program_cache import ProgramCache
 
     graph, _ = build_graph(conv_block())
-    store = Store()
-    rt = OpenCLRuntime(graph, "opencl", program_store=store)
-    assert len(calls) == len(set(calls)) == rt.program_count()
-    assert all(name.endswith(".cl") for name, _ in calls)
-    OpenCLRuntime(graph, "opencl", program_store=store)
-    assert len(calls) == rt.program_count()  # the second plan reuses the built programs
+    feeds = {v.name: np.linspace(-1, 1, int(np.prod(v.shape)), dtype=np.float32).reshape(v.shape)
+             for v in graph.inputs}
+    first = DictCache()
+    assert isinstance(first, ProgramCache)
+    rt = OpenCLRuntime(graph, "opencl", program_store=first)
+    assert len(first.puts) == len(set(first.puts)) == rt.program_count() > 0
+    assert all(k.name.endswith(".cl") and isinstance(b, bytes) and b for (_, k), b in first.programs.items())
+    OpenCLRuntime(graph, "opencl", program_store=first)
+    assert len(first.gets) == rt.program_count()  # the second plan reuses the handle's built programs
+    second = DictCache(first.programs)
+    warm = OpenCLRuntime(graph, "opencl", program_store=second)
+    assert (second.puts, second.refused, len(second.gets)) == ([], [], rt.program_count())
+    for a, b in zip(rt.run(feeds).values(), warm.run(feeds).values()):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_list_and_select_devices() -> None:

@@ -9,9 +9,11 @@ import onnx
 from onnx import helper
 from onnx.reference import ReferenceEvaluator
 
+from clmace.ops import REGISTRY
+from clmace.ops.schema import with_defaults
 from tests.onnx_build import assert_close, ort_run
 
-__all__ = ["assert_close", "node_model", "run_ort", "run_ref", "check_against"]
+__all__ = ["SchemaBound", "assert_close", "node_model", "run_ort", "run_ref", "check_against"]
 
 
 def node_model(op_type: str, inputs: Sequence[np.ndarray | None], attrs: dict, opset: int,
@@ -63,3 +65,32 @@ def check_against(want: Sequence[np.ndarray], got: np.ndarray | tuple, rtol: flo
     assert len(got_list) >= len(want), f"{len(got_list)} outputs, oracle gave {len(want)}"
     for g, w in zip(got_list, want, strict=False):
         assert_close(g, np.asarray(w), rtol=rtol, atol=atol)
+
+
+class SchemaBound:
+    """An op module whose registered ops get the ONNX schema's attribute defaults, as IR nodes carry them
+    (the frontend writes every defaulted attribute into each node); other names pass through."""
+
+    def __init__(self, module: object, latest: int = 22) -> None:
+        self._module, self._ops = module, {}
+        for name, impl in module.OPS.items():  # type: ignore[attr-defined]
+            versions = sorted(impl.items()) if isinstance(impl, dict) else [(1, impl)]
+            for i, (_, fn) in enumerate(versions):
+                until = versions[i + 1][0] - 1 if i + 1 < len(versions) else latest
+                self._ops[id(fn)] = (name, until)
+
+    def __getattr__(self, attr: str):
+        fn = getattr(self._module, attr)
+        if id(fn) not in self._ops:
+            return fn
+        name, opset = self._ops[id(fn)]
+
+        def call(*args, **attrs):
+            return fn(*args, **with_defaults(name, opset, attrs))
+
+        return call
+
+
+def ours(op: str, opset: int, *inputs, **attrs):
+    """Our implementation of op at opset, called as the runtime calls it (schema defaults filled in)."""
+    return REGISTRY.get(op, opset)(*inputs, **with_defaults(op, opset, attrs))

@@ -9,18 +9,13 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import mutually_broadcastable_shapes
 
 from clmace.core.errors import ModelError
-from clmace.ops import REGISTRY
-from tests.ops.helpers import assert_close, run_ort, run_ref
+from tests.ops.helpers import assert_close, ours, run_ort, run_ref
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ARITH = ["Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Mean"]
 COMPARE = ["Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"]
 DTYPES = [np.float32, np.float64, np.int32, np.int64]
 
-
-def ours(op: str, opset: int, *inputs, **attrs):
-    """Our implementation of op at opset, called like the runtime calls it."""
-    return REGISTRY.get(op, opset)(*inputs, **attrs)
 
 
 def _operand(rng: np.random.Generator, shape, dtype, nonzero: bool = False) -> np.ndarray:

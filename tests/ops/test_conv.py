@@ -8,12 +8,14 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from clmace.core.errors import ModelError
-from clmace.ops import conv as conv_ops
+from clmace.ops import conv
 from clmace.ops.activation import relu
-from tests.ops.helpers import check_against, run_ort, run_ref
+from tests.ops.helpers import SchemaBound, check_against, run_ort, run_ref
 
 rng = np.random.default_rng(0)
 
+
+conv_ops = SchemaBound(conv)
 
 def _rand(*shape: int, dtype: type = np.float32) -> np.ndarray:
     return rng.standard_normal(shape).astype(dtype)
@@ -176,4 +178,4 @@ def test_conv_transpose_errors() -> None:
 
 
 def test_table() -> None:
-    assert conv_ops.OPS == {"Conv": conv_ops.conv, "ConvTranspose": conv_ops.conv_transpose}
+    assert conv.OPS == {"Conv": conv.conv, "ConvTranspose": conv.conv_transpose}

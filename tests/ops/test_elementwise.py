@@ -7,15 +7,10 @@ import pytest
 from onnx import TensorProto
 
 from clmace.core.errors import ModelError, UnsupportedOpError
-from clmace.ops import REGISTRY
-from tests.ops.helpers import assert_close, run_ort, run_ref
+from tests.ops.helpers import assert_close, ours, run_ort, run_ref
 
 RNG = np.random.default_rng(0)
 
-
-def ours(op: str, opset: int, *inputs, **attrs):
-    """Our implementation of op at opset, called like the runtime calls it."""
-    return REGISTRY.get(op, opset)(*inputs, **attrs)
 
 
 def _data(domain: str, dtype=np.float32, shape=(3, 4, 5)) -> np.ndarray:

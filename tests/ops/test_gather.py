@@ -9,16 +9,11 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import array_shapes
 
 from clmace.core.errors import ModelError
-from clmace.ops import REGISTRY
-from tests.ops.helpers import assert_close, run_ort, run_ref
+from tests.ops.helpers import assert_close, ours, run_ort, run_ref
 
 SETTINGS = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 REDUCTIONS = ["none", "add", "mul", "max", "min"]
 
-
-def ours(op: str, opset: int, *inputs, **attrs):
-    """Our implementation of op at opset, called like the runtime calls it."""
-    return REGISTRY.get(op, opset)(*inputs, **attrs)
 
 
 @SETTINGS

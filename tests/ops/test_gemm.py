@@ -8,11 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clmace.core.errors import ModelError
-from clmace.ops import gemm as gemm_ops
-from tests.ops.helpers import check_against, run_ort
+from clmace.ops import gemm
+from tests.ops.helpers import SchemaBound, check_against, run_ort
 
 rng = np.random.default_rng(0)
 
+
+gemm_ops = SchemaBound(gemm)
 
 def _rand(*shape: int, dtype: type = np.float32) -> np.ndarray:
     return rng.standard_normal(shape).astype(dtype)

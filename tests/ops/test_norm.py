@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from clmace.core.errors import ModelError
-from clmace.ops import norm
-from tests.ops.helpers import check_against, run_ort, run_ref
+from clmace.ops import norm as norm_module
+from tests.ops.helpers import SchemaBound, check_against, run_ort, run_ref
 
 rng = np.random.default_rng(0)
 
+
+norm = SchemaBound(norm_module)
 
 def _rand(*shape: int, dtype: type = np.float32) -> np.ndarray:
     return rng.standard_normal(shape).astype(dtype)
@@ -61,7 +63,8 @@ def test_group_normalization_per_group_and_per_channel() -> None:
     want = run_ort("GroupNormalization", [x, scale21, bias21], {"num_groups": 2, "epsilon": 1e-3}, 21)
     check_against(want, norm.group_normalization_21(x, scale21, bias21, num_groups=2, epsilon=1e-3),
                   rtol=1e-4, atol=1e-4)
-    assert norm.OPS["GroupNormalization"] == {18: norm.group_normalization_18, 21: norm.group_normalization_21}
+    assert norm_module.OPS["GroupNormalization"] == {18: norm_module.group_normalization_18,
+                                                     21: norm_module.group_normalization_21}
 
 
 SOFTMAXES = [("Softmax", norm.softmax_1, norm.softmax_13), ("LogSoftmax", norm.log_softmax_1, norm.log_softmax_13),
@@ -80,7 +83,7 @@ def test_softmax_defaults_and_table() -> None:
     x = _rand(2, 3, 4)
     check_against(run_ort("Softmax", [x], {}, 11), norm.softmax_1(x))
     check_against(run_ort("Softmax", [x], {}, 13), norm.softmax_13(x))
-    assert norm.OPS["Softmax"] == {1: norm.softmax_1, 13: norm.softmax_13}
+    assert norm_module.OPS["Softmax"] == {1: norm_module.softmax_1, 13: norm_module.softmax_13}
     big = np.array([[1000.0, 1000.0, -1000.0]], np.float32)
     np.testing.assert_allclose(norm.softmax_13(big), [[0.5, 0.5, 0.0]])
 

@@ -8,11 +8,13 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from clmace.core.errors import ModelError
-from clmace.ops import pool
-from tests.ops.helpers import check_against, run_ort
+from clmace.ops import pool as pool_module
+from tests.ops.helpers import SchemaBound, check_against, run_ort
 
 rng = np.random.default_rng(0)
 
+
+pool = SchemaBound(pool_module)
 
 @st.composite
 def pool_cases(draw: st.DrawFn, rank: int = 2, dilate: bool = True) -> tuple[np.ndarray, dict]:

@@ -8,14 +8,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from clmace.core.errors import ModelError
-from clmace.ops import resize as resize_ops
-from tests.ops.helpers import check_against, run_ort, run_ref
+from clmace.ops import resize
+from tests.ops.helpers import SchemaBound, check_against, run_ort, run_ref
 
 rng = np.random.default_rng(0)
 COORDS = ["half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
           "tf_crop_and_resize"]
 NEAREST = ["round_prefer_floor", "round_prefer_ceil", "floor", "ceil"]
 
+
+resize_ops = SchemaBound(resize)
 
 @st.composite
 def resize_cases(draw: st.DrawFn, coords: list[str] = COORDS, antialias: bool = True,
@@ -143,8 +145,8 @@ def test_float16_keeps_dtype() -> None:
 
 
 def test_table() -> None:
-    assert resize_ops.OPS["Resize"] == {10: resize_ops.resize_10, 11: resize_ops.resize}
-    assert resize_ops.OPS["Upsample"] == {7: resize_ops.upsample_7, 9: resize_ops.upsample_9}
+    assert resize.OPS["Resize"] == {10: resize.resize_10, 11: resize.resize}
+    assert resize.OPS["Upsample"] == {7: resize.upsample_7, 9: resize.upsample_9}
 
 
 @pytest.mark.parametrize(("args", "attrs", "message"), [

@@ -7,15 +7,10 @@ import pytest
 from onnx import TensorProto
 
 from clmace.core.errors import ModelError, UnsupportedOpError
-from clmace.ops import REGISTRY
-from tests.ops.helpers import assert_close, run_ort, run_ref
+from tests.ops.helpers import assert_close, ours, run_ort, run_ref
 
 X = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
 
-
-def ours(op: str, opset: int, *inputs, **attrs):
-    """Our implementation of op at opset, called like the runtime calls it."""
-    return REGISTRY.get(op, opset)(*inputs, **attrs)
 
 
 @pytest.mark.parametrize("shape", [[4, 6], [0, -1], [-1], [2, 0, 2, 2], [1, 1, -1], [24]])

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from clmace.core.errors import ProgramFileError
-from clmace.store.fingerprint import DeviceFingerprint
+from clmace.core.fingerprint import DeviceFingerprint
 from clmace.store.format import (
     FORMAT_VERSION,
     MAGIC,

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from clmace.core.errors import ProgramFileError
-from clmace.store.fingerprint import DeviceFingerprint
+from clmace.core.fingerprint import DeviceFingerprint
 from clmace.store.format import ProgramEntry, ProgramFile, Section, dumps, entry_key, source_hash
 from clmace.store.io import read_file, write_file
 

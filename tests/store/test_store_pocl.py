@@ -109,6 +109,7 @@ def test_a_shared_ram_dir_someone_else_could_write_is_not_used(tmp_path, monkeyp
 _CHILD = r"""
 import json, os, sys, time
 import numpy as np, pyopencl as cl
+from clmace.backends.opencl.device import build_program
 from clmace.store import ProgramStore
 from clmace.store.capture import pocl
 SRC = "".join(
@@ -127,7 +128,7 @@ root = pocl.cache_root()
 def shared_objects():
     return {os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs if f.endswith(".so")}
 
-program = store.build(ctx, dev, "three", SRC, ["-DUNUSED"])
+program = build_program(ctx, dev, "three", SRC, ["-DUNUSED"], store)
 before = shared_objects()
 t0 = time.perf_counter()
 a = np.ones(256, np.float32)

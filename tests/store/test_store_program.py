@@ -11,8 +11,8 @@ import numpy as np
 import pyopencl as cl
 import pytest
 
+from clmace.backends.opencl.device import build_program, fingerprint
 from clmace.store import ProgramStore
-from clmace.store.fingerprint import DeviceFingerprint
 from clmace.store.format import ProgramEntry, ProgramFile, Section, entry_key, source_hash
 from clmace.store.io import read_file, write_file
 from tests.opencl_probe import require_device
@@ -28,7 +28,7 @@ ENGINE = "test-1"
 @pytest.fixture(scope="module")
 def device():
     """The first PoCL device, or the first of $CLMACE_TEST_PLATFORM's, that passes clmace's driver check."""
-    from clmace.backends.opencl.device import list_devices
+    from clmace.backends.opencl.discovery import list_devices
 
     wanted = os.environ.get("CLMACE_TEST_PLATFORM")
     index = next((d.index for d in list_devices() if wanted and wanted in d.platform), None)
@@ -55,7 +55,7 @@ def run_scale(ctx, program, name: str) -> np.ndarray:
 
 
 def build_all(store: ProgramStore, ctx, device, sources=SOURCES) -> dict:
-    return {name: store.build(ctx, device, name, src, OPTIONS) for name, src in sources.items()}
+    return {name: build_program(ctx, device, name, src, OPTIONS, store) for name, src in sources.items()}
 
 
 def test_build_save_reload_hits(tmp_path, ctx, device, caplog) -> None:
@@ -91,14 +91,14 @@ def test_search_paths_are_read_only_sources(tmp_path, ctx, device, monkeypatch) 
 
 def test_section_for_other_driver_is_skipped_with_reason(tmp_path, ctx, device) -> None:
     path = tmp_path / "p.clmace"
-    fp = DeviceFingerprint.from_cl_device(device)
+    fp = fingerprint(device)
     old_driver = dataclasses.replace(fp, driver_version="0.0-old")
     name, src = "scale2", SOURCES["scale2"]
     entry = ProgramEntry(name, " ".join(OPTIONS), source_hash(src), b"binary for the old driver")
     write_file(str(path), ProgramFile(ENGINE, time.time(), {
         old_driver.key(): Section(old_driver, {entry_key(src, OPTIONS): entry})}))
     store = new_store(path)
-    store.build(ctx, device, name, src, OPTIONS)
+    build_program(ctx, device, name, src, OPTIONS, store)
     assert (store.hits, store.misses) == (0, 1)
     assert any(f"driver_version '0.0-old' != '{fp.driver_version}'" in r for r in store.rejections)
     assert store.save()
@@ -108,11 +108,11 @@ def test_section_for_other_driver_is_skipped_with_reason(tmp_path, ctx, device) 
 def test_changed_source_is_rebuilt_and_replaced(tmp_path, ctx, device) -> None:
     path = tmp_path / "p.clmace"
     first = new_store(path)
-    first.build(ctx, device, "scale", SOURCES["scale2"].replace("scale2", "scale"), OPTIONS)
+    build_program(ctx, device, "scale", SOURCES["scale2"].replace("scale2", "scale"), OPTIONS, first)
     assert first.save()
     changed = SOURCES["scale5"].replace("scale5", "scale")
     second = new_store(path)
-    program = second.build(ctx, device, "scale", changed, OPTIONS)
+    program = build_program(ctx, device, "scale", changed, OPTIONS, second)
     assert (second.hits, second.misses) == (0, 1)
     assert any("source of 'scale'" in r and "changed" in r for r in second.rejections)
     np.testing.assert_array_equal(run_scale(ctx, program, "scale"), np.arange(16) * 5.0)
@@ -123,18 +123,18 @@ def test_changed_source_is_rebuilt_and_replaced(tmp_path, ctx, device) -> None:
 
 def test_binary_refused_by_driver_falls_back_to_source(tmp_path, ctx, device) -> None:
     path = tmp_path / "p.clmace"
-    fp = DeviceFingerprint.from_cl_device(device)
+    fp = fingerprint(device)
     name, src = "scale2", SOURCES["scale2"]
     junk = ProgramEntry(name, " ".join(OPTIONS), source_hash(src), b"\x00not a program binary\x00" * 4)
     write_file(str(path), ProgramFile(ENGINE, time.time(), {fp.key(): Section(fp, {entry_key(src, OPTIONS): junk})}))
     store = new_store(path)
-    program = store.build(ctx, device, name, src, OPTIONS)
+    program = build_program(ctx, device, name, src, OPTIONS, store)
     np.testing.assert_array_equal(run_scale(ctx, program, name), np.arange(16) * 2.0)
     assert (store.hits, store.misses) == (0, 1)
     assert any("refused by the driver" in r for r in store.rejections)
     assert store.save()
     healed = new_store(path)
-    healed.build(ctx, device, name, src, OPTIONS)
+    build_program(ctx, device, name, src, OPTIONS, healed)
     assert (healed.hits, healed.misses) == (1, 0)
 
 
@@ -169,11 +169,11 @@ def test_file_from_another_engine_version_is_skipped(tmp_path, ctx, device) -> N
 def test_tuned_records_round_trip(tmp_path, device) -> None:
     path = tmp_path / "p.clmace"
     store = new_store(path)
-    assert store.get_tuned(device, "conv2d_1x1_1_8_8_4") is None
-    store.put_tuned(device, "conv2d_1x1_1_8_8_4", {"lws": [4, 8, 1], "ms": 0.12})
+    assert store.get_tuned(fingerprint(device), "conv2d_1x1_1_8_8_4") is None
+    store.put_tuned(fingerprint(device), "conv2d_1x1_1_8_8_4", {"lws": [4, 8, 1], "ms": 0.12})
     assert store.save()
     again = new_store(path)
-    assert again.get_tuned(device, "conv2d_1x1_1_8_8_4") == {"lws": [4, 8, 1], "ms": 0.12}
+    assert again.get_tuned(fingerprint(device), "conv2d_1x1_1_8_8_4") == {"lws": [4, 8, 1], "ms": 0.12}
 
 
 def test_unwritable_path_save_returns_false(tmp_path, ctx, device, caplog) -> None:

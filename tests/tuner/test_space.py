@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from clmace.backends.opencl.lower.variants import gpu_lws, heuristic_lws, tiled_variants
+from clmace.backends.opencl.plan.variants import gpu_lws, heuristic_lws, tiled_variants
 from clmace.backends.opencl.tuning.space import lws_candidates, mace_options
 
 

@@ -44,7 +44,7 @@ def tune(model: str, path: str, **kwargs):
     """One Tuner run on a fresh untuned session over the file at path."""
     sess = InferenceSession(model, device="opencl", compiled_program=path, tuned=False)
     kwargs.setdefault("timer", fake_timer())
-    return Tuner(sess.runtime, sess.program_store, **kwargs).run()
+    return Tuner(sess.runtime, sess.program_store.save, **kwargs).run()
 
 
 def records(path: str) -> dict:
@@ -112,7 +112,7 @@ def test_resume_after_interrupt(model, tmp_path) -> None:
 def test_failing_candidates_are_skipped(model, tmp_path, monkeypatch) -> None:
     """Launch errors and build failures drop only those candidates; every launch still gets its record."""
     from clmace.backends.opencl.lower import conv_variants
-    from clmace.backends.opencl.lower.variants import Variant, tiled_variants
+    from clmace.backends.opencl.plan.variants import Variant, tiled_variants
 
     broken = Variant("broken", "conv_gpu.cl", "no_such_kernel", (("CONV_TILED", None),), (16, 16, 1))
     monkeypatch.setattr(conv_variants, "tiled_variants", lambda *a: [*tiled_variants(*a), broken])

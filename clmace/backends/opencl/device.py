@@ -1,190 +1,159 @@
-"""OpenCL platforms and devices: listing, selection, and the context/queue a runtime runs on."""
+"""The device handle: one OpenCL device's context, queue and program cache; the one place programs are built.
+
+A handle asks its program cache (core.program_cache: bytes in, bytes out) for a binary before compiling from
+source, and hands it what it compiled; tuned launch records go through it too. Runtimes on one device and
+one cache share a handle, so a session that re-plans for a new shape reuses its programs.
+"""
 
 from __future__ import annotations
 
 import logging
 import threading
-import warnings
-from dataclasses import dataclass
+import time
+import weakref
 from typing import Any
 
-from clmace.backends.opencl.quirks import health, pocl_target
-from clmace.core import drivers
-from clmace.core.drivers import NVIDIA_LIB
-from clmace.core.errors import DeviceError
+from clmace.backends.opencl.programs import BASE_OPTIONS, define_options, describe_key, kernel_source
+from clmace.backends.opencl.quirks.health import ensure_compilable
+from clmace.core.drivers import compile_target
+from clmace.core.fingerprint import DeviceFingerprint
+from clmace.core.program_cache import ProgramCache, ProgramKey
 
 log = logging.getLogger("clmace.opencl")
 
-@dataclass(frozen=True)
-class DeviceInfo:
-    """One OpenCL device as `list_devices` reports it."""
-
-    index: int
-    type: str
-    name: str
-    vendor: str
-    platform: str
-    driver_version: str
-    opencl_c_version: str
-    compute_units: int
-    global_memory: int
-    fp16: bool
-    compile_target: str = ""  # the LLVM CPU PoCL compiles for (PoCL only)
-    driver_check: str = ""  # clmace's canary verdict, when asked for (list_devices(with_check=True))
-
-    def describe(self) -> str:
-        """Two lines: index, type, name, platform and key capabilities; then target and driver check."""
-        target = f"compiles for {self.compile_target}; " if self.compile_target else ""
-        return (f"opencl:{self.index} {self.type} {self.name!r} on {self.platform!r} (driver {self.driver_version}, "
-                f"{self.opencl_c_version}, {self.compute_units} CUs, {self.global_memory >> 20} MiB"
-                f"{', fp16' if self.fp16 else ''})"
-                + (f"\n    {target}driver check: {self.driver_check}" if target or self.driver_check else ""))
+ProgramId = tuple[str, tuple[str, ...]]  # (kernel file, full option list)
 
 
-def _type_name(device: Any) -> str:
-    import pyopencl as cl
-
-    kind = device.type
-    for flag, name in ((cl.device_type.GPU, "GPU"), (cl.device_type.CPU, "CPU"),
-                       (cl.device_type.ACCELERATOR, "ACCELERATOR")):
-        if kind & flag:
-            return name
-    return "OTHER"
-
-
-def _nvidia_hint() -> str:
-    return (f"the NVIDIA OpenCL driver ({NVIDIA_LIB}) is installed but no NVIDIA platform is registered: "
-            f"create a directory with a file nvidia.icd containing the line {NVIDIA_LIB}, and set "
-            f"OCL_ICD_VENDORS to that directory, e.g.\n  mkdir -p ~/.clmace-icd && echo {NVIDIA_LIB} > "
-            f"~/.clmace-icd/nvidia.icd && export OCL_ICD_VENDORS=~/.clmace-icd")
+def fingerprint(device: Any) -> DeviceFingerprint:
+    """The fingerprint of a pyopencl.Device, with the CPU target clmace gave it (PoCL reports its own guess)."""
+    platform = device.platform
+    version = device.version.strip()
+    target = compile_target(int(device.int_ptr))
+    if target:
+        version = f"{version} [target {target}]"
+    return DeviceFingerprint(
+        platform_name=platform.name.strip(), platform_vendor=platform.vendor.strip(),
+        platform_version=platform.version.strip(), device_name=device.name.strip(),
+        device_vendor=device.vendor.strip(), device_version=version,
+        driver_version=device.driver_version.strip(), opencl_c_version=device.opencl_c_version.strip(),
+        address_bits=int(device.address_bits))
 
 
-def apply_target(device: Any) -> None:
-    """Give a PoCL device the LLVM CPU target clmace chose for this host (other devices: nothing to do)."""
-    if pocl_target.is_pocl(device) and pocl_target.state(device) is None:
-        pocl_target.apply(device, health.initial_target(device))
+def build_program(context: Any, device: Any, name: str, source: str, options: list[str],
+                  cache: ProgramCache | None = None) -> Any:
+    """Build one program: from the cache's binary when it has one the driver accepts, else from source.
 
-
-_DEVICES: list[Any] | None = None
-_EMPTY_PLATFORMS: list[str] = []  # platforms that listed no device, with the driver's answer
-_DEVICES_LOCK = threading.Lock()
-
-
-def _all_devices() -> list[Any]:
-    """Every device of every platform, enumerated once per process (with the pyopencl import, ~80 ms)."""
-    global _DEVICES
-    with _DEVICES_LOCK:
-        if _DEVICES is None:
-            _DEVICES = _enumerate_devices()
-        return list(_DEVICES)
-
-
-def prefetch_devices() -> None:
-    """Import pyopencl and enumerate the devices on a background thread.
-
-    A session calls this before it reads the model: file reads and hashing release the GIL, so the two
-    overlap on a warm start. Call it only once the driver caches' environment variables are in place.
+    Before the first compile from source on a device, health.ensure_compilable proves (in a child process)
+    that its driver survives our kernels; a build from a stored binary needs no such check.
     """
-    if _DEVICES is None:
-        threading.Thread(target=_prefetch, name="clmace-devices", daemon=True).start()
-
-
-def _prefetch() -> None:
-    try:
-        _all_devices()
-    except Exception:  # noqa: BLE001 - the foreground call enumerates again and reports the error
-        log.debug("background device enumeration failed", exc_info=True)
-
-
-def _enumerate_devices() -> list[Any]:
     import pyopencl as cl
 
-    health.prepare()  # before the driver starts: PoCL reads its variables once
+    key = ProgramKey(name, source, tuple(options))
+    if cache is not None:
+        binary = cache.get_program(fingerprint(device), key)
+        if binary is not None:
+            try:
+                return cl.Program(context, [device], [binary]).build(options=list(options), devices=[device])
+            except Exception as e:  # pyopencl raises several error types; any means "use the source"
+                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                cache.refuse_program(fingerprint(device), key, first)
+    ensure_compilable(device)  # may change a PoCL device's target, hence its fingerprint: read it after
+    log.debug("building %s %s", name, " ".join(options))
+    program = cl.Program(context, source).build(options=list(options), devices=[device])
+    if cache is not None:
+        cache.put_program(fingerprint(device), key, program_binary(program, device))
+    return program
+
+
+def program_binary(program: Any, device: Any) -> bytes:
+    """The driver's binary of a built program for device (b'' when the driver hands out none)."""
+    import pyopencl as cl
+
     try:
-        platforms = cl.get_platforms()
-    except cl.Error as exc:  # the ICD loader raises when it finds no platform at all
-        platforms = []
-        log.debug("clGetPlatformIDs failed: %s", exc)
-    devices = []
-    for platform in platforms:
-        try:
-            found = platform.get_devices()
-        except cl.Error as exc:
-            found, why = [], str(exc)
-        else:
-            why = "no devices"
-        if not found:
-            log.debug("platform %s lists no devices: %s", platform.name, why)
-            _EMPTY_PLATFORMS.append(f"{platform.name.strip()} {platform.version.strip()[:30]!r}: {why}")
-        devices.extend(found)
-    for device in devices:
-        apply_target(device)
-    return devices
+        devices = program.get_info(cl.program_info.DEVICES)
+        return bytes(program.get_info(cl.program_info.BINARIES)[devices.index(device)])
+    except Exception as e:  # noqa: BLE001 - a driver that cannot hand out binaries: nothing to keep
+        log.info("no binary from the driver (%s)", e)
+        return b""
 
 
-def describe(index: int, device: Any, with_check: bool = False) -> DeviceInfo:
-    """The DeviceInfo of one pyopencl device; with_check adds the driver-check verdict (reads the cache dir)."""
-    return DeviceInfo(
-        index=index, type=_type_name(device), name=device.name.strip(), vendor=device.vendor.strip(),
-        platform=device.platform.name.strip(), driver_version=device.driver_version.strip(),
-        opencl_c_version=device.opencl_c_version.strip(), compute_units=int(device.max_compute_units),
-        global_memory=int(device.global_mem_size), fp16="cl_khr_fp16" in device.extensions.split(),
-        compile_target=st.target if (st := pocl_target.state(device)) else "",
-        driver_check=health.describe(device) if with_check else "",
-    )
+class DeviceHandle:
+    """One device in use: context, queue and program cache; builds each distinct (file, options) once."""
 
+    def __init__(self, device: Any, context: Any, queue: Any, cache: ProgramCache | None = None) -> None:
+        self.device, self.context, self.queue = device, context, queue
+        # Weak: the shared-handle table is keyed by the cache, and a strong reference would keep it alive.
+        self._cache = weakref.ref(cache) if cache is not None else None
+        self._programs: dict[ProgramId, Any] = {}
+        self.build_seconds = 0.0
+        self._lock = threading.Lock()
 
-def list_devices(with_check: bool = False) -> list[DeviceInfo]:
-    """Every OpenCL device of every platform, numbered as 'opencl:N' selects them (with_check: see describe)."""
-    return [describe(i, d, with_check) for i, d in enumerate(_all_devices())]
+    @property
+    def cache(self) -> ProgramCache | None:
+        """The program cache (None: none, or its session is gone)."""
+        return self._cache() if self._cache is not None else None
 
+    @staticmethod
+    def key(file: str, defines: dict[str, Any]) -> ProgramId:
+        """The dedup key of a program: kernel file and full option list."""
+        return file, tuple(list(BASE_OPTIONS) + define_options(defines))
 
-def _check_nvidia(devices: list[Any]) -> None:
-    if drivers.nvidia_opencl_installed() and not any("NVIDIA" in d.platform.name for d in devices):
-        raise DeviceError(_nvidia_hint())
+    def program(self, file: str, defines: dict[str, Any]) -> Any:
+        """The built program for this kernel file and -D set."""
+        return self.program_by_key(self.key(file, defines))
 
+    def program_by_key(self, key: ProgramId) -> Any:
+        """The built program for a key made by `key()`."""
+        with self._lock:
+            prog = self._programs.get(key)
+            if prog is None:
+                file, options = key
+                start = time.perf_counter()
+                prog = build_program(self.context, self.device, file, kernel_source(file), list(options), self.cache)
+                self.build_seconds += time.perf_counter() - start
+                self._programs[key] = prog
+        return prog
 
-def select_device(spec: str) -> Any:
-    """The pyopencl device for 'opencl' / 'gpu' (first GPU, else first CPU) or 'opencl:N' (N-th listed)."""
-    devices = _all_devices()
-    if not devices:
-        if drivers.nvidia_opencl_installed():
-            raise DeviceError(f"no OpenCL platform found; {_nvidia_hint()}")
-        if _EMPTY_PLATFORMS:
-            raise DeviceError("no OpenCL device: the platforms found list none (" + "; ".join(_EMPTY_PLATFORMS)
-                              + "); check the driver's settings, e.g. POCL_DEVICES for PoCL")
-        raise DeviceError("no OpenCL platform found: install a driver (e.g. pip install pocl-binary-distribution "
-                          "for the CPU) or point OCL_ICD_VENDORS at a directory of .icd files")
-    kind, _, index = spec.partition(":")
-    if kind not in ("opencl", "gpu"):
-        raise DeviceError(f"unknown OpenCL device {spec!r}; expected 'opencl', 'gpu' or 'opencl:N'")
-    if index:
-        if not index.isdigit() or int(index) >= len(devices):
-            listing = "\n  ".join(describe(i, d).describe() for i, d in enumerate(devices))
-            raise DeviceError(f"device {spec!r} does not exist; devices:\n  {listing}")
-        return devices[int(index)]
-    gpus = [d for d in devices if _type_name(d) == "GPU"]
-    if gpus:
-        return gpus[0]
-    if kind == "gpu" or spec == "opencl":
-        _check_nvidia(devices)  # a GPU machine silently running on PoCL would be a nasty surprise
-    cpus = [d for d in devices if _type_name(d) == "CPU"]
-    chosen = (cpus or devices)[0]
-    if kind == "gpu":  # asked for a GPU, gets a CPU driver: say so
-        warnings.warn(f"no GPU OpenCL device here; device='gpu' runs on {chosen.name.strip()!r} "
-                      f"({chosen.platform.name.strip()})", stacklevel=3)
-    return chosen
+    def kernel(self, file: str, name: str, defines: dict[str, Any]) -> Any:
+        """A fresh kernel object (its arguments are bound once, by the caller)."""
+        import pyopencl as cl
 
+        return cl.Kernel(self.program(file, defines), name)
 
-def device_index(device: Any) -> int:
-    """The 'opencl:N' index of a device."""
-    for i, d in enumerate(_all_devices()):
-        if d.int_ptr == device.int_ptr:
-            return i
-    return -1
+    def tuned(self, key: str) -> dict | None:
+        """The cache's tuned record under key for this device (None without a cache)."""
+        cache = self.cache
+        return cache.get_tuned(fingerprint(self.device), key) if cache is not None else None
+
+    def put_tuned(self, key: str, record: dict) -> None:
+        """Give the cache a tuned record for this device (dropped without a cache)."""
+        cache = self.cache
+        if cache is not None:
+            cache.put_tuned(fingerprint(self.device), key, record)
+
+    def child(self) -> DeviceHandle:
+        """A handle without a cache that starts with this one's programs (the tuner's trial variants are
+        built through it, so only the variants a plan uses reach the compiled-program file)."""
+        child = DeviceHandle(self.device, self.context, self.queue, None)
+        with self._lock:
+            child._programs.update(self._programs)
+        return child
+
+    @property
+    def count(self) -> int:
+        """Number of distinct programs built."""
+        return len(self._programs)
+
+    def keys(self) -> list[str]:
+        """Readable 'file options' keys of the programs built."""
+        return [describe_key(k) for k in self._programs]
 
 
 _CONTEXTS: dict[int, tuple[Any, Any]] = {}
+# Handles per (program cache, context): keyed weakly by the cache, so a dropped session's cache, handle and
+# programs go with it; sessions without a cache share one handle per context.
+_HANDLES: weakref.WeakKeyDictionary[Any, dict[int, DeviceHandle]] = weakref.WeakKeyDictionary()
+_CACHELESS: dict[int, DeviceHandle] = {}
 
 
 def create_context(device: Any) -> tuple[Any, Any]:
@@ -196,19 +165,26 @@ def create_context(device: Any) -> tuple[Any, Any]:
     return context, queue
 
 
-def shared_context(device: Any) -> tuple[Any, Any]:
-    """The process-wide context and queue of a device: runtimes on one device share built programs."""
-    key = int(device.int_ptr)
-    if key not in _CONTEXTS:
-        _CONTEXTS[key] = create_context(device)
-    return _CONTEXTS[key]
+def shared_handle(device: Any, cache: ProgramCache | None = None) -> DeviceHandle:
+    """The handle of (device, cache), on the device's process-wide context and queue."""
+    dev = int(device.int_ptr)
+    if dev not in _CONTEXTS:
+        _CONTEXTS[dev] = create_context(device)
+    context, queue = _CONTEXTS[dev]
+    per_context = _CACHELESS if cache is None else _HANDLES.setdefault(cache, {})
+    ctx = int(context.int_ptr)
+    if ctx not in per_context:
+        per_context[ctx] = DeviceHandle(device, context, queue, cache)
+    return per_context[ctx]
 
 
 def drop_context(device: Any) -> None:
-    """Forget a device's shared context and queue (after a fault left them unusable); the next runtime
+    """Forget a device's context, queue and handles (after a fault left them unusable); the next runtime
     on the device gets new ones."""
-    from clmace.backends.opencl.programs import drop_builders
-
     entry = _CONTEXTS.pop(int(device.int_ptr), None)
-    if entry is not None:
-        drop_builders(entry[0])
+    if entry is None:
+        return
+    ctx = int(entry[0].int_ptr)
+    _CACHELESS.pop(ctx, None)
+    for per_context in list(_HANDLES.values()):
+        per_context.pop(ctx, None)

@@ -11,22 +11,25 @@ from typing import Any
 
 import numpy as np
 
-from clmace.backends.opencl.device import DeviceInfo, describe, device_index, select_device, shared_context
+from clmace.backends.opencl.device import shared_handle
+from clmace.backends.opencl.discovery import DeviceInfo, describe, device_index, select_device
 from clmace.backends.opencl.lower import conv as ops_conv
 from clmace.backends.opencl.lower import data as ops_data
 from clmace.backends.opencl.lower import eltwise as ops_eltwise
 from clmace.backends.opencl.lower import gemm as ops_gemm
+from clmace.backends.opencl.lower import recurrent as ops_recurrent
 from clmace.backends.opencl.lower import reduce as ops_reduce
 from clmace.backends.opencl.plan.schedule import HostStep, Launch, Plan
 from clmace.backends.opencl.profile import format_profile
-from clmace.backends.opencl.programs import describe_key, shared_builder
+from clmace.backends.opencl.programs import describe_key
 from clmace.core.errors import ConfigError, DeviceError, ModelError, UnsupportedOpError
 from clmace.core.ir import Graph
 from clmace.ops.call import call_node
 
 log = logging.getLogger("clmace.opencl")
 
-LOWERINGS = {**ops_eltwise.LOWER, **ops_data.LOWER, **ops_reduce.LOWER, **ops_gemm.LOWER, **ops_conv.LOWER}
+LOWERINGS = {**ops_eltwise.LOWER, **ops_data.LOWER, **ops_reduce.LOWER, **ops_gemm.LOWER, **ops_conv.LOWER,
+             **ops_recurrent.LOWER}
 OPTIONS = {
     # Half storage through vload_half/vstore_half (core OpenCL) on devices without cl_khr_fp16.
     "fp16_without_extension": False,
@@ -81,9 +84,9 @@ class OpenCLRuntime:
         self._device = select_device(device)
         self.device_info: DeviceInfo = describe(device_index(self._device), self._device)
         check_precision(self.device_info, precision, opts["fp16_without_extension"])
-        self.context, self.queue = shared_context(self._device)
-        self.builder = shared_builder(self.context, self._device, program_store)
-        self.plan = Plan(graph, self.context, self.queue, self._device, self.builder, LOWERINGS,
+        self.handle = shared_handle(self._device, program_store)
+        self.context, self.queue = self.handle.context, self.handle.queue
+        self.plan = Plan(graph, self.handle, LOWERINGS,
                          half=precision == "fp16", tuned=opts["tuned"], variants=opts["variants"])
         self._check_host_nodes(strict)
         self._steps = [(s.kernel, s.gws, s.lws) if isinstance(s, Launch) else s for s in self.plan.steps]

@@ -143,7 +143,7 @@ def _run_steps(data: dict, model: str, device: str, runs: int, warmup: int, prec
                fresh_process: bool, compare_onnxruntime: bool, shapes: dict, work: str,
                progress: Progress | None) -> list[dict]:
     """Run the five workflow steps, filling data; return the step records."""
-    from clmace.frontend.converter import convert
+    from clmace.frontend.convert import convert
     from clmace.workflow.bench import bench
     from clmace.workflow.validate import validate
 

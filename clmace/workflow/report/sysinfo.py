@@ -53,7 +53,7 @@ def host_info() -> list[tuple[str, str]]:
 
 def opencl_info(device: str) -> list[tuple[str, str]]:
     """Rows describing the OpenCL device that `device` ('opencl', 'gpu', 'opencl:N') selects."""
-    from clmace.backends.opencl.device import describe, device_index, select_device
+    from clmace.backends.opencl.discovery import describe, device_index, select_device
 
     dev = select_device(device)
     info = describe(device_index(dev), dev)

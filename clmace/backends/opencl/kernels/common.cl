@@ -32,16 +32,8 @@
 #define CAT_(a, b) a##b
 #define CAT(a, b) CAT_(a, b)
 
-// Fused activations (clmace.ops.activation.FUSED); p0, p1 are the kernel's activation parameters.
-#define ACT_NONE 0
-#define ACT_RELU 1
-#define ACT_LEAKY_RELU 2
-#define ACT_SIGMOID 3
-#define ACT_HARD_SIGMOID 4
-#define ACT_HARD_SWISH 5
-#define ACT_SWISH 6
-#define ACT_CLIP 7
-#define ACT_TANH 8
+// Fused activations: ACT_NONE, ACT_RELU, ... are defined in front of this file from clmace.ops.activation.FUSED
+// (backends/opencl/programs.py); p0, p1 are the kernel's activation parameters.
 
 #define ACTIVATE_(code, x, p0, p1) \
   ((code) == ACT_RELU ? fmax((x), 0.0f) \

@@ -6,12 +6,11 @@ import numpy as np
 
 from clmace.backends.opencl.lower import conv_variants
 from clmace.backends.opencl.plan.schedule import Launch, NotLowerable, Plan
+from clmace.backends.opencl.programs import ACT_CODES
 from clmace.core.ir import Node
 from clmace.ops.conv import transpose_pads, window_pads
 
 FILE = "conv.cl"
-ACT_CODES = {None: 0, "": 0, "Relu": 1, "LeakyRelu": 2, "Sigmoid": 3, "HardSigmoid": 4, "HardSwish": 5,
-             "Swish": 6, "Clip": 7, "Tanh": 8}
 
 
 def activation_args(name: str | None, params: tuple[float, ...] | list[float] = ()) -> tuple[int, float, float]:
@@ -19,12 +18,6 @@ def activation_args(name: str | None, params: tuple[float, ...] | list[float] = 
     if name not in ACT_CODES:
         raise NotLowerable(f"fused activation {name!r} has no kernel")
     p = [float(np.clip(v, -3.4e38, 3.4e38)) for v in params] + [0.0, 0.0]
-    if name == "LeakyRelu" and not params:
-        p[0] = 0.01
-    if name == "HardSigmoid" and not params:
-        p[0], p[1] = 0.2, 0.5
-    if name == "Clip" and not params:
-        p[0], p[1] = -3.4e38, 3.4e38
     return ACT_CODES[name], p[0], p[1]
 
 

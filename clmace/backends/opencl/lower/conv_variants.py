@@ -7,7 +7,9 @@ from typing import Any
 
 import numpy as np
 
-from clmace.backends.opencl.lower.variants import (
+from clmace.backends.opencl.plan.arena import SLACK
+from clmace.backends.opencl.plan.schedule import Plan
+from clmace.backends.opencl.plan.variants import (
     Bound,
     TuneSpec,
     Variant,
@@ -16,8 +18,6 @@ from clmace.backends.opencl.lower.variants import (
     record_key,
     tiled_variants,
 )
-from clmace.backends.opencl.plan.arena import SLACK
-from clmace.backends.opencl.plan.schedule import Plan
 
 FILES = ("conv.cl", "conv_gpu.cl")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from clmace.backends.opencl.lower.conv import activation_args
-from clmace.backends.opencl.lower.variants import (
+from clmace.backends.opencl.plan.schedule import Launch, NotLowerable, Plan
+from clmace.backends.opencl.plan.variants import (
     AUTO,
     Bound,
     TuneSpec,
@@ -15,7 +16,6 @@ from clmace.backends.opencl.lower.variants import (
     record_key,
     tiled_variants,
 )
-from clmace.backends.opencl.plan.schedule import Launch, NotLowerable, Plan
 from clmace.core.ir import Node
 
 FILE = "gemm.cl"

@@ -11,11 +11,11 @@ from typing import Any
 
 import numpy as np
 
-from clmace.backends.opencl.lower import variants as tv
-from clmace.backends.opencl.lower.fusion import Epilogue, fuse_for_opencl
-from clmace.backends.opencl.lower.variants import AUTO, Bound, LwsChoice, TuneSpec, Variant, heuristic_lws, record_key
+from clmace.backends.opencl.device import DeviceHandle
+from clmace.backends.opencl.plan import variants as tv
 from clmace.backends.opencl.plan.arena import SLACK, Block, align, live_peak, plan_slots
-from clmace.backends.opencl.programs import ProgramBuilder
+from clmace.backends.opencl.plan.fusion import Epilogue, fuse_for_opencl
+from clmace.backends.opencl.plan.variants import AUTO, Bound, LwsChoice, TuneSpec, Variant, heuristic_lws, record_key
 from clmace.core.ir import Graph, Node
 
 log = logging.getLogger("clmace.opencl")
@@ -96,13 +96,13 @@ def _release(subs: list[Any], parents: list[Any]) -> None:
 class Plan:
     """Builds storage, views, launches and host steps for one graph with static shapes."""
 
-    def __init__(self, graph: Graph, context: Any, queue: Any, device: Any, builder: ProgramBuilder,
+    def __init__(self, graph: Graph, handle: DeviceHandle,
                  lowerings: dict[str, Lowering], half: bool, tuned: bool = True,
                  variants: dict[str, str] | None = None) -> None:
-        self.graph, self.context, self.queue, self.device = graph, context, queue, device
-        self.builder, self.half = builder, half
-        self.is_gpu = bool(device.type & 4)  # CL_DEVICE_TYPE_GPU
-        self.use_records = tuned and hasattr(builder.store, "get_tuned")  # any store with build() may be given
+        self.graph, self.context, self.queue, self.device = graph, handle.context, handle.queue, handle.device
+        self.builder, self.half = handle, half
+        self.is_gpu = bool(self.device.type & 4)  # CL_DEVICE_TYPE_GPU
+        self.use_records = tuned and handle.cache is not None
         self.forced = dict(variants or {})  # family -> variant name, for tests and experiments
         self.records_used = 0
         self._kernel_keys: dict[int, tuple[str, tuple[str, ...]]] = {}
@@ -246,6 +246,15 @@ class Plan:
         self._subs.append(buf)
         return buf
 
+    def workspace(self, nbytes: int) -> Any:
+        """A read-write device buffer of one node's own (intermediates between its launches), never shared."""
+        import pyopencl as cl
+
+        whole = cl.Buffer(self.context, cl.mem_flags.READ_WRITE, max(int(nbytes), 4) + SLACK)
+        self.upload_bytes += max(int(nbytes), 4) + SLACK
+        self._parents.append(whole)
+        return whole
+
     def settle_uploads(self) -> None:
         """Wait for the weight copies in flight, then let their host arrays go."""
         if self._writes:
@@ -337,14 +346,14 @@ class Plan:
 
     def _record(self, spec: TuneSpec) -> tuple[Variant, LwsChoice | str] | None:
         """(variant, lws) from this device's tuned record for spec, when one exists and still fits."""
-        return tv.recorded_choice(self.builder.store, self.device, spec) if self.use_records else None
+        return tv.recorded_choice(self.builder.tuned(spec.key), spec) if self.use_records else None
 
     def fits(self, lws: Sequence[int], kernel: Any = None) -> bool:
         """True when a local size fits the device (and the kernel, when given)."""
         return tv.fits(self.device, lws, kernel)
 
     @contextlib.contextmanager
-    def scratch(self, builder: ProgramBuilder | None = None) -> Iterator[None]:
+    def scratch(self, builder: DeviceHandle | None = None) -> Iterator[None]:
         """Uploads made inside are released afterwards (the tuner's trial variants), programs built through
         `builder` when given (one without a program store keeps trial programs out of the file)."""
         subs, parents, weights, uploads = len(self._subs), len(self._parents), self.weight_bytes, self.upload_bytes

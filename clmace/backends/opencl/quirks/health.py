@@ -48,7 +48,7 @@ class Verdict:
 
 
 def _cache_dir() -> str:
-    from clmace.store.store import default_cache_dir
+    from clmace.core.paths import default_cache_dir
 
     return default_cache_dir()
 
@@ -160,7 +160,8 @@ def run_child(device: Any, target: str) -> Verdict:
     side by side, each with a PoCL cache of its own that is deleted afterwards. The first failure ends both."""
     start = time.perf_counter()
     scratch = tempfile.mkdtemp(prefix="clmace-canary-")
-    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
+    # PYOPENCL_NO_CACHE: a child must not read pyopencl's shared binary cache.
+    env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1", PYOPENCL_NO_CACHE="1")
     if pocl_target.environment_set_by_clmace():
         env.pop(pocl_target.KERNELLIB_ENV, None)  # the child chooses for its own target
     cmd = [sys.executable, "-m", "clmace.backends.opencl.quirks.canary", "--platform", device.platform.version.strip(),

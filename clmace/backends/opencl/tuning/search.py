@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from clmace.backends.opencl.lower.variants import AUTO, TUNE_VERSION, Bound, LwsChoice, TuneSpec, Variant, heuristic_lws
 from clmace.backends.opencl.plan.schedule import Launch
+from clmace.backends.opencl.plan.variants import AUTO, TUNE_VERSION, Bound, LwsChoice, TuneSpec, Variant, heuristic_lws
 from clmace.backends.opencl.tuning.space import lws_candidates
 
 log = logging.getLogger("clmace.backends.opencl.tuning.search")
@@ -91,13 +91,15 @@ def _lws_text(lws: LwsChoice) -> str:
 
 
 class Tuner:
-    """Searches variants and local sizes for every launch of an OpenCLRuntime's plan; records go to `store`."""
+    """Searches variants and local sizes for every launch of an OpenCLRuntime's plan; records go to its
+    device handle's program cache, and `save` (when given) checkpoints them every `save_every` seconds."""
 
-    def __init__(self, runtime: Any, store: Any = None, *, budget: float | None = None, seed: int = 0,
-                 repeats: int = 7, hopeless: float = 3.0, retune: bool = False, timer: Timer | None = None,
-                 progress: Progress | None = None, save_every: float = 10.0, generic: bool = True) -> None:
+    def __init__(self, runtime: Any, save: Callable[[], bool] | None = None, *, budget: float | None = None,
+                 seed: int = 0, repeats: int = 7, hopeless: float = 3.0, retune: bool = False,
+                 timer: Timer | None = None, progress: Progress | None = None, save_every: float = 10.0,
+                 generic: bool = True) -> None:
         self.rt, self.plan, self.queue = runtime, runtime.plan, runtime.queue
-        self.store, self.budget, self.seed = store, budget, seed
+        self.save, self.budget, self.seed = save, budget, seed
         self.repeats, self.hopeless, self.retune = max(2, repeats), hopeless, retune
         self.timer = timer or event_timer(self.queue)
         self.progress, self.save_every, self.generic = progress, save_every, generic
@@ -163,7 +165,7 @@ class Tuner:
             self._counts[spec.key] = self._counts.get(spec.key, 0) + 1
             if spec.key in self._todo:
                 self._todo[spec.key] += seconds
-            elif self.retune or self.store is None or self.store.get_tuned(self.plan.device, spec.key) is None:
+            elif self.retune or self.plan.builder.tuned(spec.key) is None:
                 self._todo[spec.key] = seconds
         resumed = {k for k in self._counts if k not in self._todo}
         self.report.total, self.report.resumed = len(self._counts), len(resumed)
@@ -365,13 +367,12 @@ class Tuner:
             "node": r.node, "shape": r.shape})
 
     def _put(self, key: str, record: dict) -> None:
-        if self.store is not None:
-            self.store.put_tuned(self.plan.device, key, {"v": TUNE_VERSION, **record})
+        self.plan.builder.put_tuned(key, {"v": TUNE_VERSION, **record})
 
     def _save(self, force: bool = False) -> None:
-        if self.store is None or not (force or time.perf_counter() - self._last_save >= self.save_every):
+        if self.save is None or not (force or time.perf_counter() - self._last_save >= self.save_every):
             return
-        if not self.store.save():
+        if not self.save():
             log.warning("tuned records could not be saved now; they stay in memory until the next save")
         self._last_save = time.perf_counter()
         self._lost = False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from clmace.backends.opencl.lower.variants import LwsChoice, pow2ceil
+from clmace.backends.opencl.plan.variants import LwsChoice, pow2ceil
 
 # At most this many local sizes per variant: PoCL compiles a kernel again for every new local size
 # (about 0.1 s each), NVIDIA does not, so GPUs can afford a wider search.

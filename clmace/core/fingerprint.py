@@ -1,13 +1,11 @@
-"""Device fingerprint: the facts that decide whether a compiled program binary fits a device."""
+"""Device fingerprint: the facts that decide whether a compiled program binary fits a device (the backend
+reads them from its driver, the store keys its sections by them)."""
 
 from __future__ import annotations
 
 import functools
 import hashlib
 from dataclasses import astuple, dataclass, fields
-from typing import Any
-
-from clmace.core.drivers import compile_target
 
 # Fields compared when explaining why a section does not fit; the device's identity comes first.
 _IDENTITY = ("platform_name", "platform_vendor", "device_name", "device_vendor")
@@ -26,26 +24,6 @@ class DeviceFingerprint:
     driver_version: str
     opencl_c_version: str
     address_bits: int
-
-    @classmethod
-    def from_cl_device(cls, device: Any) -> DeviceFingerprint:
-        """Read every fingerprint field from a `pyopencl.Device`."""
-        platform = device.platform
-        version = device.version.strip()
-        target = compile_target(int(device.int_ptr))
-        if target:  # PoCL's version string names the CPU it guessed, not the one clmace made it compile for
-            version = f"{version} [target {target}]"
-        return cls(
-            platform_name=platform.name.strip(),
-            platform_vendor=platform.vendor.strip(),
-            platform_version=platform.version.strip(),
-            device_name=device.name.strip(),
-            device_vendor=device.vendor.strip(),
-            device_version=version,
-            driver_version=device.driver_version.strip(),
-            opencl_c_version=device.opencl_c_version.strip(),
-            address_bits=int(device.address_bits),
-        )
 
     def key(self) -> str:
         """Stable hex digest of all fields; names the section of a compiled-program file."""

@@ -138,10 +138,9 @@ def tiled_variants(file: str, kernel: str, extra: tuple[tuple[str, Any], ...] = 
             for wm, wn in TILES]
 
 
-def recorded_choice(store: Any, device: Any, spec: TuneSpec) -> tuple[Variant, LwsChoice | str] | None:
-    """(variant, lws) of the device's tuned record for spec, when there is one naming a variant that still
-    exists (AUTO when its local size no longer fits the variant)."""
-    record = store.get_tuned(device, spec.key)
+def recorded_choice(record: dict | None, spec: TuneSpec) -> tuple[Variant, LwsChoice | str] | None:
+    """(variant, lws) of a tuned record for spec, when it names a variant that still exists (AUTO when its
+    local size no longer fits the variant)."""
     if not record:
         return None
     variant = spec.variant(str(record.get("variant", "")))
