@@ -25,6 +25,8 @@ if TYPE_CHECKING:  # onnx is imported only when an ONNX model is loaded: it cost
 
 log = logging.getLogger("clmace.session")
 
+# Ops whose output shape depends on input values: a dry run's shapes are not theirs for every input.
+DATA_DEPENDENT = {"NonZero", "Unique", "NonMaxSuppression", "Compress", "TopK", "If", "Loop", "Scan"}
 MAX_PLANS = 8  # plans kept per session, one per input shape (least recently used dropped first)
 _ONNX_TYPES = {"float32": "float", "float64": "double", "bool": "bool", "float16": "float16"}
 
@@ -241,6 +243,12 @@ class InferenceSession:
                    if n and not (n in graph.values and graph.values[n].is_static())]
         if missing:
             dry_run_shapes(graph, shapes)
+            if self._run_passes and not any(n.op_type in DATA_DEPENDENT for n in graph.nodes):
+                from clmace.frontend.passes import optimize
+
+                # Every shape is known now: Shape/Size and what is computed from them (Range, Expand,
+                # ConstantOfShape, Concat, ...) fold to constants instead of running on the host per run.
+                optimize(graph)
         return graph
 
     def _make_runtime(self, graph: Graph) -> Any:

@@ -126,3 +126,24 @@ def test_conv_transpose(stride, pads, out_pad, group) -> None:
     node = helper.make_node("ConvTranspose", ["x", "w", "b"], ["y"], strides=[stride, stride], pads=[pads] * 4,
                             output_padding=[out_pad, out_pad], group=group)
     compare(make_model([node], [("x", [2, c, 5, 6])], [("y", None)], [("w", w), ("b", b)]))
+
+
+@pytest.mark.parametrize(("c", "cout", "k", "stride", "dil", "pads", "group"), [
+    (4, 8, 3, 1, 1, (1, 1), 1), (6, 6, 5, 2, 1, (2, 2), 6), (8, 4, 1, 1, 1, (0, 0), 1),
+    (4, 8, 3, 2, 2, (2, 1), 2), (3, 5, 10, 5, 1, (0, 0), 1)])
+def test_conv1d_on_the_device(c, cout, k, stride, dil, pads, group) -> None:
+    """1-D Conv (speech front ends) runs as a height-1 2-D conv: every node on the device."""
+    w = np.random.default_rng(3).standard_normal((cout, c // group, k)).astype(np.float32)
+    b = np.random.default_rng(4).standard_normal(cout).astype(np.float32)
+    node = helper.make_node("Conv", ["x", "w", "b"], ["y"], strides=[stride], dilations=[dil], pads=list(pads),
+                            group=group)
+    compare(make_model([node, helper.make_node("Relu", ["y"], ["z"])], [("x", [2, c, 37])], [("z", None)],
+                       [("w", w), ("b", b)]))
+
+
+@pytest.mark.parametrize(("stride", "pads", "out_pad"), [(1, (0, 0), 0), (2, (1, 1), 1), (3, (0, 2), 0)])
+def test_conv_transpose1d_on_the_device(stride, pads, out_pad) -> None:
+    w = np.random.default_rng(5).standard_normal((4, 3, 4)).astype(np.float32)
+    node = helper.make_node("ConvTranspose", ["x", "w"], ["y"], strides=[stride], pads=list(pads),
+                            output_padding=[out_pad])
+    compare(make_model([node], [("x", [1, 4, 11])], [("y", None)], [("w", w)]))

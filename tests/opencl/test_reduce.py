@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 from onnx import helper
 
 import clmace
+from tests import onnx_build
 from tests.opencl.conftest import compare, make_model
 
 SETTINGS = settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
@@ -96,3 +97,20 @@ def test_global_pool_workgroup_kernel(op, monkeypatch):
     assert "global_pool_wg" in sess.runtime.profile_run({"x": x})
     np.testing.assert_allclose(sess.run(None, {"x": x})[0], clmace.InferenceSession(model).run(None, {"x": x})[0],
                                rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(("op", "shape", "groups", "opset"), [
+    ("InstanceNormalization", (2, 3, 17), None, 17), ("InstanceNormalization", (1, 4, 5, 6), None, 17),
+    ("GroupNormalization", (2, 6, 4, 5), 3, 21), ("GroupNormalization", (1, 8, 9), 2, 21),
+    ("GroupNormalization", (1, 4, 3, 3), 4, 21)])
+def test_instance_and_group_norm_on_the_device(op, shape, groups, opset) -> None:
+    rng = np.random.default_rng(9)
+    c = shape[1]
+    n_params = groups if op == "GroupNormalization" and opset == 18 else c
+    scale = rng.standard_normal(n_params).astype(np.float32)
+    bias = rng.standard_normal(n_params).astype(np.float32)
+    attrs = {"epsilon": 1e-3, **({"num_groups": groups} if groups else {})}
+    node = helper.make_node(op, ["x", "s", "b"], ["y"], **attrs)
+    # Output shape given: ONNX shape inference leaves GroupNormalization's (a function op) unset.
+    compare(onnx_build.make_model([node], [("x", list(shape))], [("y", list(shape))], [("s", scale), ("b", bias)],
+                                  opset=opset))

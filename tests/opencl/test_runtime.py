@@ -171,3 +171,30 @@ def test_nvidia_hint(monkeypatch) -> None:
     monkeypatch.setattr(device, "_all_devices", lambda: [])
     with pytest.raises(DeviceError, match="no OpenCL platform"):
         device.select_device("opencl")
+
+
+def test_shape_chains_fold_once_shapes_are_known() -> None:
+    """A Resize whose scales ONNX inference cannot see (computed in float from Shape) leaves the later
+    Shape/Gather/Range/Cast without shapes at conversion; once the session knows the input shape and the dry
+    run fills them, they fold away: only Resize and Add run, both on the device."""
+    from onnx import TensorProto, helper
+
+    from tests.opencl.conftest import compare, make_model, runtime_of
+
+    nodes = [
+        helper.make_node("Shape", ["x"], ["sx"]),
+        helper.make_node("Cast", ["sx"], ["sx_f"], to=TensorProto.FLOAT),
+        helper.make_node("Div", ["sx_f", "sx_f"], ["ones"]),
+        helper.make_node("Mul", ["ones", "two"], ["scales"]),
+        helper.make_node("Resize", ["x", "", "scales"], ["up"], mode="nearest"),
+        helper.make_node("Shape", ["up"], ["su"]),
+        helper.make_node("Gather", ["su", "three"], ["w"], axis=0),
+        helper.make_node("Range", ["zero", "w", "one"], ["idx"]),
+        helper.make_node("Cast", ["idx"], ["idx_f"], to=TensorProto.FLOAT),
+        helper.make_node("Add", ["up", "idx_f"], ["y"]),
+    ]
+    inits = [("two", np.array([1, 1, 2, 2], np.float32)), ("three", np.array(3, np.int64)),
+             ("zero", np.array(0, np.int64)), ("one", np.array(1, np.int64))]
+    model = make_model(nodes, [("x", ["batch", 3, 4, 5])], [("y", None)], inits)
+    sess = compare(model, {"x": np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(np.float32)})
+    assert sorted(n.op_type for n in runtime_of(sess).plan.nodes) == ["Add", "Resize"]

@@ -87,13 +87,9 @@ __kernel void softmax(__global const T* restrict x, __global T* restrict y, int 
 #endif
 }
 
-// LayerNormalization of rows of D elements, with per-element scale and bias (bias may be zeros).
-__kernel void layer_norm(__global const T* restrict x, __global const T* restrict scale,
-                         __global const T* restrict bias, __global T* restrict y, int D, int rows, float eps)
+// Mean and 1/sqrt(variance + eps) of the D elements from x[base] (two passes: no cancellation).
+inline float2 row_stats(__global const T* restrict x, size_t base, int D, float eps)
 {
-  const int r = get_global_id(0);
-  if (r >= rows) return;
-  const size_t base = (size_t)r * D;
   float mean = 0.0f;
   for (int d = 0; d < D; d++) mean += LD(x, base + d);
   mean /= (float)D;
@@ -102,8 +98,35 @@ __kernel void layer_norm(__global const T* restrict x, __global const T* restric
     const float t = LD(x, base + d) - mean;
     var += t * t;
   }
-  const float inv = 1.0f / sqrt(var / (float)D + eps);
-  for (int d = 0; d < D; d++) ST(y, base + d, (LD(x, base + d) - mean) * inv * LD(scale, d) + LD(bias, d));
+  return (float2)(mean, 1.0f / sqrt(var / (float)D + eps));
+}
+
+// LayerNormalization of rows of D elements, with per-element scale and bias (bias may be zeros).
+__kernel void layer_norm(__global const T* restrict x, __global const T* restrict scale,
+                         __global const T* restrict bias, __global T* restrict y, int D, int rows, float eps)
+{
+  const int r = get_global_id(0);
+  if (r >= rows) return;
+  const size_t base = (size_t)r * D;
+  const float2 s = row_stats(x, base, D, eps);
+  for (int d = 0; d < D; d++) ST(y, base + d, (LD(x, base + d) - s.x) * s.y * LD(scale, d) + LD(bias, d));
+}
+
+// Group and Instance normalization over [N][groups][D] rows (D = channels per group * inner), with
+// per-channel scale and bias: the channel of element d of group g is g * (D / inner) + d / inner.
+__kernel void group_norm(__global const T* restrict x, __global const T* restrict scale,
+                         __global const T* restrict bias, __global T* restrict y, int D, int rows, int groups,
+                         int inner, float eps)
+{
+  const int r = get_global_id(0);
+  if (r >= rows) return;
+  const size_t base = (size_t)r * D;
+  const int c0 = (r % groups) * (D / inner);
+  const float2 s = row_stats(x, base, D, eps);
+  for (int d = 0; d < D; d++) {
+    const int c = c0 + d / inner;
+    ST(y, base + d, (LD(x, base + d) - s.x) * s.y * LD(scale, c) + LD(bias, c));
+  }
 }
 
 // y = x * scale[c] + shift[c] over [N][C][inner] (inference BatchNormalization).

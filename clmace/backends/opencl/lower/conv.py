@@ -27,25 +27,46 @@ def _float_check(p: Plan, node: Node, names: list[str]) -> None:
             raise NotLowerable(f"{node.op_type} on {p.dtype(name)} tensors has no kernel")
 
 
-def lower_conv(node: Node, p: Plan) -> list[Launch]:
-    """Conv (2-D): the pointwise, depthwise or general family, each with its variants (conv_variants.py)."""
+def _planar(p: Plan, node: Node, w: np.ndarray | None) -> tuple[list[tuple[int, ...]], np.ndarray, dict]:
+    """A 1-D (NCL) node seen as 2-D with height 1, the memory layout being the same: the input and output
+    shapes, the weight and the attributes in 2-D form; 2-D nodes as they are."""
     x, y = node.inputs[0], node.outputs[0]
-    w = p.const(node.inputs[1])
-    if w is None or len(p.shape(x)) != 4:
-        raise NotLowerable("Conv needs a constant weight and a 2-D (NCHW) input")
+    rank = len(p.shape(x))
+    if w is None or rank not in (3, 4):
+        raise NotLowerable(f"{node.op_type} needs a constant weight and a 1-D (NCL) or 2-D (NCHW) input")
+    if rank == 4:
+        return [p.shape(x), p.shape(y)], w, node.attrs
+    attrs = dict(node.attrs)
+    for name, one in (("strides", 1), ("dilations", 1), ("output_padding", 0)):
+        if attrs.get(name) is not None:
+            attrs[name] = [one, *attrs[name]]
+    if attrs.get("pads") is not None:
+        attrs["pads"] = [0, attrs["pads"][0], 0, attrs["pads"][1]]
+    if attrs.get("kernel_shape") is not None:
+        attrs["kernel_shape"] = [1, *attrs["kernel_shape"]]
+    if attrs.get("output_shape") is not None:
+        attrs["output_shape"] = [1, *attrs["output_shape"][-1:]]
+    shapes = [(s[0], s[1], 1, s[2]) for s in (p.shape(x), p.shape(y))]
+    return shapes, w.reshape(*w.shape[:2], 1, w.shape[2]), attrs
+
+
+def lower_conv(node: Node, p: Plan) -> list[Launch]:
+    """Conv (1-D or 2-D): the pointwise, depthwise or general family, each with its variants
+    (conv_variants.py)."""
+    x, y = node.inputs[0], node.outputs[0]
+    (xshape, yshape), w, attrs = _planar(p, node, p.const(node.inputs[1]))
     _float_check(p, node, [x, y])
     bias_name = node.inputs[2] if len(node.inputs) > 2 else ""
     bias = p.const(bias_name) if bias_name else np.zeros(w.shape[0], np.float32)
     if bias is None:
         raise NotLowerable("Conv bias computed at run time")
-    n, c, h, wd = p.shape(x)
-    _, cout_all, oh, ow = p.shape(y)
-    groups = int(node.attrs.get("group", 1))
+    n, c, h, wd = xshape
+    _, cout_all, oh, ow = yshape
+    groups = int(attrs.get("group", 1))
     kh, kw = w.shape[2:]
-    strides = [int(s) for s in node.attrs.get("strides", [1, 1])]
-    dil = [int(d) for d in node.attrs.get("dilations", [1, 1])]
-    begin, _ = window_pads("Conv", (h, wd), (kh, kw), strides, dil, node.attrs.get("pads"),
-                           node.attrs.get("auto_pad", "NOTSET"))
+    strides = [int(s) for s in attrs.get("strides") or [1, 1]]
+    dil = [int(d) for d in attrs.get("dilations") or [1, 1]]
+    begin, _ = window_pads("Conv", (h, wd), (kh, kw), strides, dil, attrs.get("pads"), attrs.get("auto_pad", "NOTSET"))
     act, p0, p1 = activation_args(node.attrs.get("activation"), node.attrs.get("activation_params", ()))
     epilogue = p.epilogue(node)
     post, q0, q1 = activation_args(*(epilogue.activation or (None, ())))
@@ -62,27 +83,24 @@ def lower_conv(node: Node, p: Plan) -> list[Launch]:
 
 
 def lower_conv_transpose(node: Node, p: Plan) -> list[Launch]:
-    """ConvTranspose (2-D) as a gather over the inputs reaching each output pixel."""
+    """ConvTranspose (1-D or 2-D) as a gather over the inputs reaching each output pixel."""
     x, y = node.inputs[0], node.outputs[0]
-    w = p.const(node.inputs[1])
-    if w is None or len(p.shape(x)) != 4:
-        raise NotLowerable("ConvTranspose needs a constant weight and a 2-D (NCHW) input")
+    (xshape, yshape), w, attrs = _planar(p, node, p.const(node.inputs[1]))
     _float_check(p, node, [x, y])
     bias_name = node.inputs[2] if len(node.inputs) > 2 else ""
-    groups = int(node.attrs.get("group", 1))
+    groups = int(attrs.get("group", 1))
     cout = w.shape[1]
     bias = p.const(bias_name) if bias_name else np.zeros(cout * groups, np.float32)
     if bias is None:
         raise NotLowerable("ConvTranspose bias computed at run time")
-    n, c, h, wd = p.shape(x)
-    _, _, oh, ow = p.shape(y)
+    n, c, h, wd = xshape
+    _, _, oh, ow = yshape
     kh, kw = w.shape[2:]
-    strides = [int(s) for s in node.attrs.get("strides", [1, 1])]
-    dil = [int(d) for d in node.attrs.get("dilations", [1, 1])]
-    out_pad = [int(v) for v in node.attrs.get("output_padding", [0, 0])]
+    strides = [int(s) for s in attrs.get("strides") or [1, 1]]
+    dil = [int(d) for d in attrs.get("dilations") or [1, 1]]
+    out_pad = [int(v) for v in attrs.get("output_padding") or [0, 0]]
     begin, _ = transpose_pads("ConvTranspose", np.empty((1, 1, h, wd), np.uint8), (kh, kw), strides, dil,
-                               out_pad, node.attrs.get("output_shape"), node.attrs.get("pads"),
-                               node.attrs.get("auto_pad", "NOTSET"))
+                               out_pad, attrs.get("output_shape"), attrs.get("pads"), attrs.get("auto_pad", "NOTSET"))
     act, p0, p1 = activation_args(node.attrs.get("activation"), node.attrs.get("activation_params", ()))
     k = p.kernel(FILE, "conv_transpose", {**p.float_defines(x), "ACT": act, "CONV_TRANSPOSE": None})
     wbuf, bbuf = p.upload(np.asarray(w, np.float32), like=x), p.upload(np.asarray(bias, np.float32), like=x)

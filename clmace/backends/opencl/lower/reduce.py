@@ -143,6 +143,31 @@ def lower_layer_norm(node: Node, p: Plan) -> list[Launch]:
     return p.launch(node, kern, args, (rows,), (8,))
 
 
+def lower_group_norm(node: Node, p: Plan) -> list[Launch]:
+    """InstanceNormalization and GroupNormalization: one work-item per group row; scale and bias per channel
+    (constants, or run-time tensors of C values)."""
+    _floats(p, node)
+    x, y = node.inputs[0], node.outputs[0]
+    shape = p.shape(x)
+    if len(shape) < 3:
+        raise NotLowerable(f"{node.op_type} on rank {len(shape)}")
+    c, inner = shape[1], _size(shape[2:])
+    groups = int(node.attrs.get("num_groups", c))
+    params = []
+    for name in node.inputs[1:3]:
+        value = p.const(name)
+        if value is not None and value.size == groups != c:  # GroupNormalization-18: per-group parameters
+            value = np.repeat(value, c // groups)
+        if value is None and _size(p.shape(name)) != c:
+            raise NotLowerable(f"{node.op_type}: per-group {name} computed at run time")
+        params.append(p.buf(name) if value is None else p.upload(value.astype(np.float32), like=x))
+    d = (c // groups) * inner
+    rows = shape[0] * groups
+    kern = p.kernel("reduce.cl", "group_norm", p.float_defines(x))
+    args = [p.buf(x), *params, p.buf(y), d, rows, groups, inner, float(node.attrs["epsilon"])]
+    return p.launch(node, kern, args, (rows,), (8,))
+
+
 def lower_batch_norm(node: Node, p: Plan) -> list[Launch]:
     """Inference BatchNormalization with constant statistics: y = x * scale[c] + shift[c]."""
     _floats(p, node)
@@ -168,4 +193,5 @@ def lower_batch_norm(node: Node, p: Plan) -> list[Launch]:
 LOWER = {"MaxPool": lower_pool, "AveragePool": lower_pool, "GlobalAveragePool": lower_global_pool,
          "GlobalMaxPool": lower_global_pool, "Softmax": lower_softmax, "LogSoftmax": lower_softmax,
          "LayerNormalization": lower_layer_norm, "BatchNormalization": lower_batch_norm,
+         "InstanceNormalization": lower_group_norm, "GroupNormalization": lower_group_norm,
          **{op: lower_reduce for op in REDUCE}}
