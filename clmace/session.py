@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from clmace.backends.numpy import NumpyRuntime
-from clmace.core.errors import DeviceError, ModelError
+from clmace.core.errors import DeviceError, ModelError, PlannedShapeError
 from clmace.core.ir import Dim, Graph
 from clmace.frontend import modelfile
 from clmace.frontend.shapes import dry_run_shapes
@@ -27,6 +27,7 @@ log = logging.getLogger("clmace.session")
 
 # Ops whose output shape depends on input values: a dry run's shapes are not theirs for every input.
 DATA_DEPENDENT = {"NonZero", "Unique", "NonMaxSuppression", "Compress", "TopK", "If", "Loop", "Scan"}
+MAX_SHAPE_ROUNDS = 4  # dry run + fold rounds while folding inlines control-flow branches
 MAX_PLANS = 8  # plans kept per session, one per input shape (least recently used dropped first)
 _ONNX_TYPES = {"float32": "float", "float64": "double", "bool": "bool", "float16": "float16"}
 
@@ -108,10 +109,11 @@ class InferenceSession:
             self._proto = load_onnx(model)
             self.graph, self.pass_report = build_graph(self._proto, input_shapes, self._run_passes)
         self._input_shapes = dict(input_shapes or {})
+        self._has_control_flow = any(isinstance(a, Graph) for n in self.graph.nodes for a in n.attrs.values())
         self._runtimes: dict[tuple, Any] = {}
         if self.device == "cpu":
             self._runtimes[()] = NumpyRuntime(self.graph)  # shape-agnostic: one runtime serves all shapes
-        elif all(v.is_static() for v in self.graph.inputs):
+        elif all(v.is_static() for v in self.graph.inputs) and not self._control_inputs():
             self._runtime_for({v.name: tuple(v.shape) for v in self.graph.inputs})  # type: ignore[arg-type]
         elif not self.allow_cpu_fallback:  # planned at the first run(): check the device and precision now
             from clmace.backends.opencl.runtime import check_precision, device_info
@@ -174,8 +176,14 @@ class InferenceSession:
             if name not in known and name not in self._computed_values():
                 why = " (a graph pass fused it away)" if name in self.graph.values else ""
                 raise ValueError(f"unknown output {name!r}{why}; outputs: {known}")
-        runtime = self._runtime_for({k: v.shape for k, v in feeds.items()})
-        result = runtime.run(feeds, wanted)
+        runtime = self._runtime_for({k: v.shape for k, v in feeds.items()}, feeds)
+        try:
+            result = runtime.run(feeds, wanted)
+        except PlannedShapeError as exc:  # a value-dependent shape changed (control flow took another way)
+            log.info("re-planning for these inputs: %s", exc)
+            key = tuple(sorted((k, tuple(v.shape)) for k, v in feeds.items()))
+            self._runtimes.pop(key, None)
+            result = self._runtime_for({k: v.shape for k, v in feeds.items()}, feeds).run(feeds, wanted)
         return [result[name] for name in wanted]
 
     @property
@@ -214,22 +222,28 @@ class InferenceSession:
             feeds[name] = arr
         return feeds
 
-    def _runtime_for(self, shapes: Mapping[str, tuple[int, ...]]) -> Any:
+    def _runtime_for(self, shapes: Mapping[str, tuple[int, ...]],
+                     feeds: Mapping[str, np.ndarray] | None = None) -> Any:
         """The runtime planned for these input shapes; a new shape plans a new one (MAX_PLANS kept, LRU)."""
         if () in self._runtimes:
             return self._runtimes[()]
-        key = tuple(sorted((k, tuple(v)) for k, v in shapes.items()))
+        control = self._control_values(feeds)
+        key = tuple(sorted((k, tuple(v)) for k, v in shapes.items())) + tuple(sorted(control.items()))
         runtime = self._runtimes.pop(key, None)
         if runtime is None:
-            runtime = self._make_runtime(self._specialize(shapes))
+            runtime = self._make_runtime(self._specialize(shapes, feeds), feeds)
             while len(self._runtimes) >= MAX_PLANS:  # least recently used first: dict order is use order
                 self._runtimes.pop(next(iter(self._runtimes)))
         self._runtimes[key] = runtime  # (re)inserted last: the most recently used
         return runtime
 
-    def _specialize(self, shapes: Mapping[str, tuple[int, ...]]) -> Graph:
-        """A copy of the graph whose every value has a concrete shape for these input shapes."""
-        if all(v.is_static() and tuple(v.shape) == tuple(shapes[v.name]) for v in self.graph.inputs):  # type: ignore[arg-type]
+    def _specialize(self, shapes: Mapping[str, tuple[int, ...]],
+                    feeds: Mapping[str, np.ndarray] | None = None) -> Graph:
+        """A copy of the graph whose every value has a concrete shape for these input shapes (and whose scalar
+        control inputs hold their values in `feeds`, so that the branches they choose are inlined)."""
+        control = self._control_values(feeds)
+        if not control and all(v.is_static() and tuple(v.shape) == tuple(shapes[v.name])  # type: ignore[arg-type]
+                               for v in self.graph.inputs):
             if all(v.is_static() for v in self.graph.values.values()):
                 return self.graph
         if self._proto is not None:
@@ -239,19 +253,53 @@ class InferenceSession:
         else:
             import copy
             graph = copy.deepcopy(self.graph)
-        missing = [n for node in graph.nodes for n in node.outputs
-                   if n and not (n in graph.values and graph.values[n].is_static())]
-        if missing:
-            dry_run_shapes(graph, shapes)
-            if self._run_passes and not any(n.op_type in DATA_DEPENDENT for n in graph.nodes):
-                from clmace.frontend.passes import optimize
+        if control:
+            self._fix_control_inputs(graph, control)
+        for _ in range(MAX_SHAPE_ROUNDS):  # an inlined branch brings values whose shapes the last run did not see
+            if all(n in graph.values and graph.values[n].is_static() for node in graph.nodes for n in node.outputs
+                   if n):
+                break
+            value_dependent = any(n.op_type in DATA_DEPENDENT for n in graph.nodes)
+            # Shapes that depend on values are those of the first inputs planned for: a host step whose output
+            # shape then differs raises PlannedShapeError, and run() plans again for the new inputs.
+            dry_run_shapes(graph, shapes, feeds if value_dependent else None)
+            if not self._run_passes:
+                break
+            from clmace.frontend.passes import optimize
 
-                # Every shape is known now: Shape/Size and what is computed from them (Range, Expand,
-                # ConstantOfShape, Concat, ...) fold to constants instead of running on the host per run.
-                optimize(graph)
+            # Every shape is known now: Shape/Size and what is computed from them (Range, Expand,
+            # ConstantOfShape, Concat, If conditions, ...) fold to constants instead of running on the host.
+            if not optimize(graph).get("inline_constant_if"):
+                break
         return graph
 
-    def _make_runtime(self, graph: Graph) -> Any:
+    def _control_values(self, feeds: Mapping[str, np.ndarray] | None) -> dict[str, int | bool]:
+        """The values of the scalar integer inputs of a graph with control flow, on an OpenCL device: each
+        value gets a plan of its own in which the If nodes it decides are inlined (a sample rate, a mode)."""
+        if feeds is None:
+            return {}
+        return {name: np.asarray(feeds[name]).reshape(()).item() for name in self._control_inputs()}
+
+    def _control_inputs(self) -> list[str]:
+        """Scalar integer or bool inputs of a graph with control flow, on an OpenCL device."""
+        if self.device == "cpu" or not self._has_control_flow:
+            return []
+        return [v.name for v in self.graph.inputs if v.dtype.kind in "iub" and v.shape is not None
+                and all(d == 1 for d in v.shape)]
+
+    def _fix_control_inputs(self, graph: Graph, control: Mapping[str, int | bool]) -> None:
+        """Make the graph read constants instead of these inputs, then fold and inline what they decide."""
+        from clmace.frontend.graph_edit import add_initializer, replace_uses
+        from clmace.frontend.passes import optimize
+
+        for v in graph.inputs:
+            if v.name in control:
+                value = np.asarray(control[v.name], v.dtype).reshape(v.shape if v.is_static() else ())
+                replace_uses(graph, v.name, add_initializer(graph, f"{v.name}:value", value))
+        if self._run_passes:
+            optimize(graph)
+
+    def _make_runtime(self, graph: Graph, feeds: Mapping[str, np.ndarray] | None = None) -> Any:
         from clmace.backends.opencl import OpenCLRuntime  # imported lazily: pyopencl loads the ICD
 
         try:
@@ -265,8 +313,12 @@ class InferenceSession:
             return NumpyRuntime(graph)
         if self.program_store is not None and self.program_store.status()["unsaved"]:
             # Drivers finish compiling at the first launch (PoCL: per work-group size), so run once before
-            # saving: the file then holds everything a warm start needs.
-            runtime.run({v.name: np.zeros(v.shape, v.dtype) for v in graph.inputs})
+            # saving: the file then holds everything a warm start needs. Zeros would steer control flow
+            # anywhere, so a value-dependent graph warms up on the real inputs (or not at all).
+            if feeds is not None:
+                runtime.run(feeds)
+            elif not any(n.op_type in DATA_DEPENDENT for n in graph.nodes):
+                runtime.run({v.name: np.zeros(v.shape, v.dtype) for v in graph.inputs})
             self.program_store.save()
         return runtime
 

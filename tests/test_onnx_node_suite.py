@@ -155,8 +155,18 @@ OUTCOMES: dict[str, str] = {}
 
 
 def _unsupported(model: onnx.ModelProto) -> list[str]:
-    """Ops of the model clmace does not register (other domains count as unsupported)."""
-    ops = {(n.domain, n.op_type) for n in model.graph.node}
+    """Ops of the model (control-flow bodies included) clmace does not register (other domains count as
+    unsupported)."""
+    ops: set[tuple[str, str]] = set()
+
+    def walk(graph: onnx.GraphProto) -> None:
+        for n in graph.node:
+            ops.add((n.domain, n.op_type))
+            for a in n.attribute:
+                if a.type == onnx.AttributeProto.GRAPH:
+                    walk(a.g)
+
+    walk(model.graph)
     return sorted(f"{d}.{t}" if d not in DEFAULT_DOMAINS else t
                   for d, t in ops if d not in DEFAULT_DOMAINS or not REGISTRY.has(t))
 

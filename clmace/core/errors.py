@@ -9,6 +9,10 @@ class ModelError(ClmaceError, ValueError):
     """The model (ONNX or converted file) is malformed or inconsistent."""
 
 
+class PlannedShapeError(ModelError):
+    """A host node produced a shape its plan did not expect (its shape depends on input values)."""
+
+
 class UnsupportedOpError(ModelError):
     """A node uses an op (or op version) that the chosen runtime does not implement."""
 

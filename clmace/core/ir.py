@@ -66,6 +66,13 @@ class Graph:
                     users.setdefault(name, []).append(node)
         return users
 
+    def free_names(self) -> set[str]:
+        """Values the graph reads but does not define: what a control-flow body takes from outer scopes."""
+        defined = {v.name for v in self.inputs} | set(self.initializers)
+        defined |= {o for node in self.nodes for o in node.outputs if o}
+        read = {name for node in self.nodes for name in node.inputs if name} | set(self.output_names())
+        return read - defined
+
     def output_names(self) -> list[str]:
         """Names of the graph outputs, in order."""
         return [v.name for v in self.outputs]

@@ -26,6 +26,10 @@ _DTYPE_STR = re.compile(r"[<>|=]?(?:[biufcSUV][0-9]{1,4}|O)")
 
 
 def _encode_attr(value: Any) -> Any:
+    if isinstance(value, Graph):  # a control-flow body: its constants travel inline (bodies are small)
+        body = _graph_header(value)
+        body["initializers"] = {k: _encode_attr(v) for k, v in value.initializers.items()}
+        return {"__graph__": body}
     if isinstance(value, np.ndarray):
         return {"__ndarray__": base64.b64encode(np.ascontiguousarray(value).tobytes()).decode(),
                 "dtype": value.dtype.str, "shape": list(value.shape)}
@@ -55,6 +59,10 @@ def _object(value: Any, what: str) -> dict:
 
 
 def _decode_attr(value: Any) -> Any:
+    if isinstance(value, dict) and "__graph__" in value:
+        body = _object(value["__graph__"], "body")
+        inits = {k: _decode_attr(v) for k, v in _object(body["initializers"], "body initializers").items()}
+        return _graph_from(body, inits)
     if isinstance(value, dict) and "__ndarray__" in value:
         raw = base64.b64decode(value["__ndarray__"])
         return np.frombuffer(raw, dtype=_dtype(value["dtype"])).reshape(value["shape"]).copy()
@@ -69,6 +77,28 @@ def _vi(v: ValueInfo) -> dict:
 
 def _from_vi(d: dict) -> ValueInfo:
     return ValueInfo(d["name"], _dtype(d["dtype"]), None if d["shape"] is None else tuple(d["shape"]))
+
+
+def _graph_header(graph: Graph) -> dict:
+    """A graph without its weights, as JSON-able data."""
+    return {
+        "name": graph.name, "opset": graph.opset, "metadata": graph.metadata,
+        "inputs": [_vi(v) for v in graph.inputs], "outputs": [_vi(v) for v in graph.outputs],
+        "values": [_vi(v) for v in graph.values.values()],
+        "nodes": [{"name": n.name, "op": n.op_type, "domain": n.domain, "inputs": n.inputs,
+                   "outputs": n.outputs, "attrs": {k: _encode_attr(v) for k, v in n.attrs.items()}}
+                  for n in graph.nodes],
+    }
+
+
+def _graph_from(g: dict, inits: dict[str, np.ndarray]) -> Graph:
+    """The Graph of a header made by _graph_header, with its weights."""
+    nodes = [Node(n["name"], n["op"], n["inputs"], n["outputs"],
+                  {k: _decode_attr(v) for k, v in _object(n["attrs"], "node attrs").items()}, n["domain"])
+             for n in g["nodes"]]
+    values = {v["name"]: _from_vi(v) for v in g["values"]}
+    return Graph(nodes, [_from_vi(v) for v in g["inputs"]], [_from_vi(v) for v in g["outputs"]],
+                 inits, g["opset"], values, g["name"], _object(g["metadata"], "graph metadata"))
 
 
 def dumps(graph: Graph, extra: dict | None = None) -> bytes:
@@ -88,14 +118,7 @@ def dumps(graph: Graph, extra: dict | None = None) -> bytes:
     blob = b"".join(chunks)
     header = {
         "engine_version": __version__,
-        "graph": {
-            "name": graph.name, "opset": graph.opset, "metadata": graph.metadata,
-            "inputs": [_vi(v) for v in graph.inputs], "outputs": [_vi(v) for v in graph.outputs],
-            "values": [_vi(v) for v in graph.values.values()],
-            "nodes": [{"name": n.name, "op": n.op_type, "domain": n.domain, "inputs": n.inputs,
-                       "outputs": n.outputs, "attrs": {k: _encode_attr(v) for k, v in n.attrs.items()}}
-                      for n in graph.nodes],
-        },
+        "graph": _graph_header(graph),
         "tensors": tensors,
         "weights_size": len(blob),
         "weights_sha256": hashlib.sha256(blob).hexdigest(),
@@ -141,12 +164,7 @@ def loads(data: bytes | memoryview, source: str = "<bytes>") -> tuple[Graph, dic
             if t["offset"] < 0 or end > len(blob):
                 raise ModelError(f"{source}: tensor {t['name']!r} lies outside the weights")
             inits[t["name"]] = np.frombuffer(blob[t["offset"]:end], dtype=_dtype(t["dtype"])).reshape(t["shape"])
-        nodes = [Node(n["name"], n["op"], n["inputs"], n["outputs"],
-                      {k: _decode_attr(v) for k, v in _object(n["attrs"], "node attrs").items()}, n["domain"])
-                 for n in g["nodes"]]
-        values = {v["name"]: _from_vi(v) for v in g["values"]}
-        graph = Graph(nodes, [_from_vi(v) for v in g["inputs"]], [_from_vi(v) for v in g["outputs"]],
-                      inits, g["opset"], values, g["name"], _object(g["metadata"], "graph metadata"))
+        graph = _graph_from(g, inits)
         extra = _object(header.get("extra", {}), "extra")
     except ModelError:
         raise

@@ -82,9 +82,9 @@ def decode_attribute(attr: onnx.AttributeProto, node_name: str) -> Any:
     """Decode one attribute into plain Python / NumPy values."""
     kind = attr.type
     A = onnx.AttributeProto
-    if kind in (A.GRAPH, A.GRAPHS):
-        raise UnsupportedOpError(f"node {node_name!r}: attribute {attr.name} holds a subgraph; "
-                                 "control flow (If/Loop/Scan) is not supported")
+    if kind == A.GRAPHS:
+        raise UnsupportedOpError(f"node {node_name!r}: attribute {attr.name} holds a list of graphs, which no "
+                                 "supported op takes")
     if kind == A.SPARSE_TENSOR:
         raise UnsupportedOpError(f"node {node_name!r}: sparse tensor attribute {attr.name} is not supported")
     if kind == A.TENSOR:
@@ -155,9 +155,24 @@ def onnx_to_ir(proto: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]
         proto = fix_input_shapes(proto, input_shapes)
     proto = infer_shapes(proto)
     g = proto.graph
-    initializers = {t.name: numpy_helper.to_array(t) for t in g.initializer}
     for sparse in g.sparse_initializer:
         raise UnsupportedOpError(f"sparse initializer {sparse.values.name!r} is not supported")
+    graph = graph_to_ir(g, opset)
+    meta = {p.key: p.value for p in proto.metadata_props}
+    meta.update(producer_name=proto.producer_name, producer_version=proto.producer_version,
+                graph_name=g.name, domain=proto.domain, model_version=str(proto.model_version),
+                description=proto.doc_string)
+    graph.metadata = meta
+    return graph
+
+
+def graph_to_ir(g: onnx.GraphProto, opset: int, outer: Mapping[str, ValueInfo] | None = None) -> Graph:
+    """One ONNX graph (the model's, or a control-flow body seeing the values of `outer`) as IR.
+
+    A node whose attributes hold bodies (If, Loop, Scan) also takes the outer values its bodies read as extra
+    inputs after its own, their names listed in its `captures` attribute: every pass then sees those reads.
+    """
+    initializers = {t.name: numpy_helper.to_array(t) for t in g.initializer}
     inputs = [value_info(vi) for vi in g.input if vi.name not in initializers]
     outputs = [value_info(vi) for vi in g.output]
     values = {v.name: v for v in inputs + outputs}
@@ -166,21 +181,25 @@ def onnx_to_ir(proto: onnx.ModelProto, input_shapes: Mapping[str, Sequence[int]]
             values.setdefault(vi.name, value_info(vi))
     for name, arr in initializers.items():
         values[name] = ValueInfo(name, arr.dtype, tuple(arr.shape))
+    scope = {**(outer or {}), **values}
     nodes = []
     for i, n in enumerate(g.node):
         name = n.name or f"{n.op_type}_{i}"
+        attrs = {a.name: decode_attribute(a, name) for a in n.attribute if a.type != onnx.AttributeProto.GRAPH}
+        bodies = {a.name: graph_to_ir(a.g, opset, scope) for a in n.attribute if a.type == onnx.AttributeProto.GRAPH}
         # Complete with the schema's defaults: IR nodes (and converted files) carry every attribute explicitly.
-        attrs = with_defaults(n.op_type, opset, {a.name: decode_attribute(a, name) for a in n.attribute}, n.domain)
+        attrs = with_defaults(n.op_type, opset, {**attrs, **bodies}, n.domain)
+        inputs_ = list(n.input)
+        if bodies:
+            captures = sorted({c for body in bodies.values() for c in body.free_names()})
+            attrs["captures"] = captures
+            inputs_ += captures
         if n.op_type == "Split" and "split" not in attrs and "num_outputs" not in attrs \
                 and (len(n.input) < 2 or not n.input[1]):
             attrs["num_outputs"] = len(n.output)  # before opset 18 the output count implies equal parts
-        nodes.append(Node(name, n.op_type, list(n.input), list(n.output), attrs, n.domain))
-        x = values.get(n.input[0]) if n.input else None
+        nodes.append(Node(name, n.op_type, inputs_, list(n.output), attrs, n.domain))
+        x = scope.get(n.input[0]) if n.input else None
         if n.op_type in pool.WINDOWED and n.domain in ("", "ai.onnx") and x is not None and x.is_static():
             # The op's own window count (onnxruntime's), where ONNX shape inference may count one more.
             values[n.output[0]] = ValueInfo(n.output[0], x.dtype, pool.output_shape(n.op_type, x.shape, attrs))
-    meta = {p.key: p.value for p in proto.metadata_props}
-    meta.update(producer_name=proto.producer_name, producer_version=proto.producer_version,
-                graph_name=g.name, domain=proto.domain, model_version=str(proto.model_version),
-                description=proto.doc_string)
-    return Graph(nodes, inputs, outputs, initializers, opset, values, g.name or "graph", meta)
+    return Graph(nodes, inputs, outputs, initializers, opset, values, g.name or "graph")

@@ -6,17 +6,20 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from clmace.backends.numpy import NumpyRuntime
 from clmace.core.ir import Graph, ValueInfo
+from clmace.ops.call import GraphEvaluator
 
 
-def dry_run_shapes(graph: Graph, input_shapes: Mapping[str, Sequence[int]]) -> None:
-    """Fill graph.values with concrete shapes by running the NumPy runtime once on zero inputs.
+def dry_run_shapes(graph: Graph, input_shapes: Mapping[str, Sequence[int]],
+                   feeds: Mapping[str, np.ndarray] | None = None) -> None:
+    """Fill graph.values with concrete shapes by running the graph once on the host, on `feeds` when given
+    (a graph whose shapes depend on input values: control flow), else on zero inputs.
 
     Used when no ONNX model is at hand (a converted file met a new input shape); ONNX's own shape
     inference is preferred when the model is available because it costs no arithmetic.
     """
-    feeds = {v.name: np.zeros(tuple(input_shapes[v.name]), dtype=v.dtype) for v in graph.inputs}
+    if feeds is None:
+        feeds = {v.name: np.zeros(tuple(input_shapes[v.name]), dtype=v.dtype) for v in graph.inputs}
 
     def record(_node: str, names: list[str], arrays: list[np.ndarray]) -> None:
         for name, arr in zip(names, arrays):
@@ -25,7 +28,7 @@ def dry_run_shapes(graph: Graph, input_shapes: Mapping[str, Sequence[int]]) -> N
 
     for v in graph.inputs:
         graph.values[v.name] = ValueInfo(v.name, v.dtype, tuple(int(d) for d in input_shapes[v.name]))
-    NumpyRuntime(graph).run(feeds, hook=record)
+    GraphEvaluator(graph).run(feeds, hook=record)
     for out in graph.outputs:
         out.shape = graph.values[out.name].shape
     for inp in graph.inputs:

@@ -2,6 +2,7 @@
 
 from clmace.ops import (
     binary,
+    control,
     conv,
     elementwise,
     gather,
@@ -17,7 +18,7 @@ from clmace.ops import (
 from clmace.ops.registry import OpFn, Registry
 
 REGISTRY = Registry()
-for _module in (binary, conv, elementwise, gather, gemm, norm, pool, recurrent, reduce, resize, shape, tensor):
+for _module in (binary, control, conv, elementwise, gather, gemm, norm, pool, recurrent, reduce, resize, shape, tensor):
     REGISTRY.add_table(_module.OPS)
 
 __all__ = ["REGISTRY", "OpFn", "Registry"]

@@ -1,14 +1,18 @@
-"""Calling one IR node's NumPy implementation, shared by the runtime and constant folding."""
+"""Calling one IR node's NumPy implementation, and evaluating a whole graph node by node with them: the NumPy
+backend, constant folding, host steps and the bodies of control-flow ops all go through here."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
 from clmace.core.errors import ClmaceError, ModelError, UnsupportedOpError
-from clmace.core.ir import Node
+from clmace.core.ir import Graph, Node
 from clmace.ops.registry import OpFn, Registry
+
+# Observer called after each node with (node name, output names, output arrays).
+NodeHook = Callable[[str, list[str], list[np.ndarray]], None]
 
 DEFAULT_DOMAINS = ("", "ai.onnx")
 
@@ -28,8 +32,11 @@ def call_node(fn: OpFn, node: Node, args: Sequence[np.ndarray | None]) -> list[n
     args = list(args)
     while args and args[-1] is None:  # trailing omitted inputs are simply not passed
         args.pop()
+    attrs = node.attrs
+    if any(isinstance(v, Graph) for v in attrs.values()):  # a control-flow op: it runs its bodies through us
+        attrs = {**attrs, "run_body": run_body}
     try:
-        result = fn(*args, **node.attrs)
+        result = fn(*args, **attrs)
     except ClmaceError:
         raise
     except Exception as exc:  # wrap with the node's identity so the user can find it
@@ -38,3 +45,52 @@ def call_node(fn: OpFn, node: Node, args: Sequence[np.ndarray | None]) -> list[n
                          f"{type(exc).__name__}: {exc}") from exc
     outs = list(result) if isinstance(result, (tuple, list)) else [result]
     return [np.asarray(o) for o in outs]
+
+
+class GraphEvaluator:
+    """Runs a Graph on the host with the registered ops; resolves every op at construction so errors come
+    early, and frees each intermediate after its last reader."""
+
+    def __init__(self, graph: Graph, registry: Registry | None = None) -> None:
+        if registry is None:
+            from clmace.ops import REGISTRY as registry  # the package's table (it does not import this module)
+        self.graph = graph
+        self._fns = [resolve(registry, node, graph.opset) for node in graph.nodes]
+        self._last_use = self._lifetimes()
+
+    def _lifetimes(self) -> dict[str, int]:
+        """Index of the last node reading each value, so dead intermediates can be freed."""
+        last: dict[str, int] = {}
+        for i, node in enumerate(self.graph.nodes):
+            for name in node.inputs:
+                if name:
+                    last[name] = i
+        for name in self.graph.output_names():
+            last[name] = len(self.graph.nodes)
+        return last
+
+    def run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None = None,
+            hook: NodeHook | None = None, scope: Mapping[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        """Run on feeds (and the outer values in scope, for a body); return the requested outputs."""
+        env: dict[str, np.ndarray] = {**(scope or {}), **self.graph.initializers, **feeds}
+        wanted = list(outputs) if outputs is not None else self.graph.output_names()
+        keep = set(wanted) | set(scope or {})
+        for i, (node, fn) in enumerate(zip(self.graph.nodes, self._fns)):
+            args = [env[name] if name else None for name in node.inputs]
+            results = call_node(fn, node, args)
+            for name, value in zip(node.outputs, results):
+                if name:
+                    env[name] = value
+            if hook is not None:
+                hook(node.name, node.outputs, results)
+            for name in node.inputs:
+                if name and self._last_use.get(name) == i and name not in keep \
+                        and name not in self.graph.initializers:
+                    env.pop(name, None)
+        return {name: env[name] for name in wanted}
+
+
+def run_body(body: Graph, inputs: Sequence[np.ndarray], scope: Mapping[str, np.ndarray]) -> list[np.ndarray]:
+    """The outputs of a control-flow body given its inputs (in order) and the outer values it reads."""
+    feeds = {v.name: np.asarray(a) for v, a in zip(body.inputs, inputs)}
+    return list(GraphEvaluator(body).run(feeds, scope=scope).values())

@@ -22,7 +22,7 @@ from clmace.backends.opencl.lower import reduce as ops_reduce
 from clmace.backends.opencl.plan.schedule import HostStep, Launch, Plan
 from clmace.backends.opencl.profile import format_profile
 from clmace.backends.opencl.programs import describe_key
-from clmace.core.errors import ConfigError, DeviceError, ModelError, UnsupportedOpError
+from clmace.core.errors import ConfigError, DeviceError, ModelError, PlannedShapeError, UnsupportedOpError
 from clmace.core.ir import Graph
 from clmace.ops.call import call_node
 
@@ -220,8 +220,8 @@ class OpenCLRuntime:
             if not name:
                 continue
             if tuple(value.shape) != plan.shape(name):
-                raise ModelError(f"node {node.name!r} ({node.op_type}) produced {name!r} with shape "
-                                 f"{tuple(value.shape)}, planned {plan.shape(name)}")
+                raise PlannedShapeError(f"node {node.name!r} ({node.op_type}) produced {name!r} with shape "
+                                        f"{tuple(value.shape)}, planned {plan.shape(name)}")
             host = np.ascontiguousarray(value, dtype=plan.stored(name))
             if host.size:
                 cl.enqueue_copy(self.queue, plan.buf(name), host, is_blocking=True)
