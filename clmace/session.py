@@ -113,7 +113,7 @@ class InferenceSession:
         self._runtimes: dict[tuple, Any] = {}
         if self.device == "cpu":
             self._runtimes[()] = NumpyRuntime(self.graph)  # shape-agnostic: one runtime serves all shapes
-        elif all(v.is_static() for v in self.graph.inputs) and not self._control_inputs():
+        elif self._plannable_now():
             self._runtime_for({v.name: tuple(v.shape) for v in self.graph.inputs})  # type: ignore[arg-type]
         elif not self.allow_cpu_fallback:  # planned at the first run(): check the device and precision now
             from clmace.backends.opencl.runtime import check_precision, device_info
@@ -259,10 +259,10 @@ class InferenceSession:
             if all(n in graph.values and graph.values[n].is_static() for node in graph.nodes for n in node.outputs
                    if n):
                 break
-            value_dependent = any(n.op_type in DATA_DEPENDENT for n in graph.nodes)
-            # Shapes that depend on values are those of the first inputs planned for: a host step whose output
-            # shape then differs raises PlannedShapeError, and run() plans again for the new inputs.
-            dry_run_shapes(graph, shapes, feeds if value_dependent else None)
+            # On the inputs being planned for when there are any (zeros otherwise): shapes that depend on values
+            # are then theirs, and a host step whose output shape later differs raises PlannedShapeError, upon
+            # which run() plans again for the new inputs.
+            dry_run_shapes(graph, shapes, feeds)
             if not self._run_passes:
                 break
             from clmace.frontend.passes import optimize
@@ -272,6 +272,14 @@ class InferenceSession:
             if not optimize(graph).get("inline_constant_if"):
                 break
         return graph
+
+    def _plannable_now(self) -> bool:
+        """True when every shape is known without running the model: planned at construction. Otherwise
+        the first run() plans, with its inputs (a dry run on zeros would steer value-dependent shapes)."""
+        if self._control_inputs() or not all(v.is_static() for v in self.graph.inputs):
+            return False
+        return all(n in self.graph.values and self.graph.values[n].is_static()
+                   for node in self.graph.nodes for n in node.outputs if n)
 
     def _control_values(self, feeds: Mapping[str, np.ndarray] | None) -> dict[str, int | bool]:
         """The values of the scalar integer inputs of a graph with control flow, on an OpenCL device: each

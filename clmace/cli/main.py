@@ -30,6 +30,7 @@ EXAMPLES = {
     "convert": "clmace convert model.onnx -o model.clmace --input-shape input=1,3,224,224\n"
                "  clmace convert --config deploy.yml -o build/",
     "info": "clmace info model.clmace\n  clmace info model.onnx --json",
+    "ops": "clmace ops\n  clmace ops --suite --device opencl --op LSTM --op If",
     "run": "clmace run model.clmace --input input=random --out outputs/\n"
            "  clmace run model.onnx --input input=image.npy --device opencl --profile",
 }
@@ -214,6 +215,22 @@ def cmd_cache(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ops(args: argparse.Namespace) -> int:
+    from clmace.workflow import ops_report
+
+    rows = ops_report.coverage()
+    only = set(args.op) if args.op else None
+    if only:
+        rows = [r for r in rows if r.op in only]
+    if args.suite:
+        ops_report.run_suite(rows, args.device, only)
+    if args.json:
+        print(json.dumps([r.as_dict() for r in rows], indent=2))
+    else:
+        print(ops_report.render(rows, args.suite))
+    return 0
+
+
 def _version() -> str:
     import clmace
 
@@ -291,6 +308,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("private", help="private key file to create (PEM, mode 0600)")
     p.add_argument("public", help="public key file to create (PEM): give it to apps as a trusted key")
     p.add_argument("--force", action="store_true", help="overwrite existing key files")
+
+    p = add("ops", cmd_ops, "List every supported op: its opsets, whether OpenCL runs it as a kernel, a view or on "
+            "the host; --suite also runs the ONNX backend node cases of each op now.")
+    p.add_argument("--suite", action="store_true", help="run the ONNX node suite cases per op (takes a minute)")
+    p.add_argument("--device", default="cpu", help="device for --suite: cpu, opencl, gpu or opencl:N")
+    p.add_argument("--op", action="append", help="only this op (repeatable)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = add("cache", cmd_cache, "List, prune or clear the default compiled-program cache ($CLMACE_CACHE_DIR).")
     p.add_argument("action", choices=["list", "prune", "clear"])

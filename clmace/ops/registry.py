@@ -33,6 +33,10 @@ class Registry:
         """Sorted names of every registered op."""
         return sorted(self._ops)
 
+    def versions(self, op_type: str) -> list[int]:
+        """The opsets from which each registered implementation of op_type applies."""
+        return sorted(self._ops.get(op_type, {}))
+
     def has(self, op_type: str) -> bool:
         """True when some version of op_type is registered."""
         return op_type in self._ops

@@ -116,6 +116,8 @@ def _exercise(model: object, precision: str, inputs: list | None) -> set[str]:
     the program keys built."""
     options = {"fp16_without_extension": True} if precision == "fp16" else {}
     sess = InferenceSession(model, device="opencl", precision=precision, compiled_program=False, **options)
+    if inputs is not None and not sess._runtimes:  # a dynamic input (declared size 0): planned at the first run
+        sess.run(None, dict(zip([a.name for a in sess.get_inputs()], inputs)))
     runtime = runtime_of(sess)
     plan = runtime.plan
     for step in list(plan.steps):
