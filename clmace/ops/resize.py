@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -95,23 +96,40 @@ def _weights(x: np.ndarray, size: int, scale: float, mode: str, cubic_a: float, 
     return mat
 
 
-def _resize_axis(data: np.ndarray, axis: int, out: int, scale: float, roi: tuple, *,
-                 mode: str, coord_mode: str, nearest_mode: str, cubic_a: float, antialias: bool,
-                 exclude_outside: bool, extrapolation_value: float) -> np.ndarray:
-    size = data.shape[axis]
+@dataclass
+class AxisMap:
+    """How one resized axis maps input to output: a source index per output (nearest) or a dense
+    (out, size) weight matrix (linear, cubic), and the outputs that take extrapolation_value instead."""
+
+    axis: int
+    out: int
+    index: np.ndarray | None
+    matrix: np.ndarray | None
+    outside: np.ndarray | None
+
+
+def _axis_map(axis: int, size: int, out: int, scale: float, roi: tuple, *, mode: str, coord_mode: str,
+              nearest_mode: str, cubic_a: float, antialias: bool, exclude_outside: bool) -> AxisMap:
     x = _source_coords(coord_mode, out, size, scale, roi)
-    if mode == "nearest":
-        idx = np.clip(_nearest_index(x, nearest_mode, scale < 1), 0, size - 1)
-        result = np.take(data, idx, axis=axis)
-    else:
-        mat = _weights(x, size, scale, mode, cubic_a, antialias, exclude_outside).astype(data.dtype)
-        result = np.ascontiguousarray(np.moveaxis(np.moveaxis(data, axis, -1) @ mat.T, -1, axis))
+    outside = None
     if coord_mode == "tf_crop_and_resize":
-        outside = (x < 0) | (x > size - 1)
-        if outside.any():
-            shape = [1] * data.ndim
-            shape[axis] = out
-            result = np.where(outside.reshape(shape), result.dtype.type(extrapolation_value), result)
+        mask = (x < 0) | (x > size - 1)
+        outside = mask if mask.any() else None
+    if mode == "nearest":
+        return AxisMap(axis, out, np.clip(_nearest_index(x, nearest_mode, scale < 1), 0, size - 1), None, outside)
+    return AxisMap(axis, out, None, _weights(x, size, scale, mode, cubic_a, antialias, exclude_outside), outside)
+
+
+def _apply(data: np.ndarray, m: AxisMap, extrapolation_value: float) -> np.ndarray:
+    if m.index is not None:
+        result = np.take(data, m.index, axis=m.axis)
+    else:
+        mat = m.matrix.astype(data.dtype)  # type: ignore[union-attr]
+        result = np.ascontiguousarray(np.moveaxis(np.moveaxis(data, m.axis, -1) @ mat.T, -1, m.axis))
+    if m.outside is not None:
+        shape = [1] * data.ndim
+        shape[m.axis] = m.out
+        result = np.where(m.outside.reshape(shape), result.dtype.type(extrapolation_value), result)
     return result
 
 
@@ -140,6 +158,29 @@ def _plan(x: np.ndarray, axes: list[int], scales: np.ndarray | None, sizes: np.n
     return [s] * len(axes), [int(s * n + 0.5) for n in ins]
 
 
+def axis_maps(shape: Sequence[int], axes: list[int], roi: np.ndarray | None, scales: np.ndarray | None,
+              sizes: np.ndarray | None, *, mode: str, coord_mode: str, nearest_mode: str, cubic_a: float,
+              antialias: bool, exclude_outside: bool, policy: str) -> list[AxisMap]:
+    """The map of every axis that changes, in order (an empty output axis has neither index nor matrix)."""
+    probe = np.lib.stride_tricks.as_strided(np.zeros(1, np.uint8), tuple(shape), (0,) * len(shape))
+    axis_scales, outs = _plan(probe, axes, scales, sizes, policy)
+    maps = []
+    for i, (axis, scale, out) in enumerate(zip(axes, axis_scales, outs, strict=True)):
+        # roi stays in its own dtype: the reference does this arithmetic in float32 and so do we, so
+        # points on the crop edge fall on the same side.
+        box = (0.0, 1.0) if roi is None else (roi[i], roi[len(axes) + i])
+        crops = coord_mode == "tf_crop_and_resize" and box != (0.0, 1.0)
+        if math.isclose(scale, 1.0) and out == shape[axis] and not crops:
+            continue
+        if out == 0:
+            maps.append(AxisMap(axis, 0, None, None, None))
+            continue
+        maps.append(_axis_map(axis, shape[axis], out, scale, box, mode=mode, coord_mode=coord_mode,
+                              nearest_mode=nearest_mode, cubic_a=cubic_a, antialias=antialias,
+                              exclude_outside=exclude_outside))
+    return maps
+
+
 def resize(x: np.ndarray, roi: np.ndarray | None = None, scales: np.ndarray | None = None,
            sizes: np.ndarray | None = None, *, antialias: int = 0, axes: Sequence[int] | None = None,
            coordinate_transformation_mode: str, cubic_coeff_a: float,
@@ -166,22 +207,16 @@ def resize(x: np.ndarray, roi: np.ndarray | None = None, scales: np.ndarray | No
         raise ModelError(f"Resize: nearest_mode {nearest_mode!r} is not one of {', '.join(NEAREST_MODES[:4])}")
     if mode == "nearest" and antialias:
         raise ModelError("Resize: antialias is defined for linear and cubic modes only")
-    axis_scales, outs = _plan(x, axes, scales, sizes, keep_aspect_ratio_policy)
+    maps = axis_maps(x.shape, axes, roi, scales, sizes, mode=mode, coord_mode=coordinate_transformation_mode,
+                     nearest_mode=nearest_mode, cubic_a=cubic_coeff_a, antialias=bool(antialias),
+                     exclude_outside=bool(exclude_outside), policy=keep_aspect_ratio_policy)
     # Integer images are interpolated in float and rounded back; nearest keeps the dtype as is.
     data = x if mode == "nearest" else x.astype(work_dtype(x.dtype), copy=False)
-    for i, (axis, scale, out) in enumerate(zip(axes, axis_scales, outs, strict=True)):
-        # roi stays in its own dtype: the reference does this arithmetic in float32 and so do we, so
-        # points on the crop edge fall on the same side.
-        box = (0.0, 1.0) if roi is None else (roi[i], roi[len(axes) + i])
-        crops = coordinate_transformation_mode == "tf_crop_and_resize" and box != (0.0, 1.0)
-        if math.isclose(scale, 1.0) and out == data.shape[axis] and not crops:
+    for m in maps:
+        if m.out == 0:
+            data = np.take(data, np.zeros(0, np.int64), axis=m.axis)
             continue
-        if out == 0:
-            data = np.take(data, np.zeros(0, np.int64), axis=axis)
-            continue
-        data = _resize_axis(data, axis, out, scale, box, mode=mode, coord_mode=coordinate_transformation_mode,
-                            nearest_mode=nearest_mode, cubic_a=cubic_coeff_a, antialias=bool(antialias),
-                            exclude_outside=bool(exclude_outside), extrapolation_value=extrapolation_value)
+        data = _apply(data, m, extrapolation_value)
     if data.dtype != x.dtype and x.dtype.kind in "iu":
         info = np.iinfo(x.dtype)
         data = np.clip(np.rint(data), info.min, info.max)

@@ -19,6 +19,7 @@ from clmace.backends.opencl.lower import eltwise as ops_eltwise
 from clmace.backends.opencl.lower import gemm as ops_gemm
 from clmace.backends.opencl.lower import recurrent as ops_recurrent
 from clmace.backends.opencl.lower import reduce as ops_reduce
+from clmace.backends.opencl.lower import resize as ops_resize
 from clmace.backends.opencl.plan.schedule import HostStep, Launch, Plan
 from clmace.backends.opencl.profile import format_profile
 from clmace.backends.opencl.programs import describe_key
@@ -29,7 +30,7 @@ from clmace.ops.call import call_node
 log = logging.getLogger("clmace.opencl")
 
 LOWERINGS = {**ops_eltwise.LOWER, **ops_data.LOWER, **ops_reduce.LOWER, **ops_gemm.LOWER, **ops_conv.LOWER,
-             **ops_recurrent.LOWER}
+             **ops_recurrent.LOWER, **ops_resize.LOWER}
 OPTIONS = {
     # Half storage through vload_half/vstore_half (core OpenCL) on devices without cl_khr_fp16.
     "fp16_without_extension": False,

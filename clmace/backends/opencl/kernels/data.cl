@@ -68,3 +68,18 @@ __kernel void where(__global const uchar* restrict cond, __global const ELT* res
   }
   y[i] = cond[ic] ? a[ia] : b[ib];
 }
+
+// One axis of Resize: y[o, j, i] = bias[j] + sum_k w[j][k] * x[o, idx[j][k], i] over [outer][size|out][inner]
+// (linear, cubic, antialias; bias holds tf_crop_and_resize's extrapolation value where every weight is 0).
+__kernel void resize_axis(__global const T* restrict x, __global T* restrict y, __global const int* restrict idx,
+                          __global const T* restrict w, __global const T* restrict bias, int size, int out,
+                          int inner, int K, int n)
+{
+  const int g = get_global_id(0);
+  if (g >= n) return;
+  const int i = g % inner, j = (g / inner) % out, o = g / (inner * out);
+  const size_t base = (size_t)o * size * inner + i;
+  float acc = LD(bias, j);
+  for (int k = 0; k < K; ++k) acc += LD(w, j * K + k) * LD(x, base + (size_t)idx[j * K + k] * inner);
+  ST(y, g, acc);
+}
