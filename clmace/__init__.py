@@ -2,6 +2,7 @@
 
 __version__ = "0.1.0"
 
+from clmace.options import SessionOptions  # noqa: E402
 from clmace.session import InferenceSession, ModelMetadata, NodeArg  # noqa: E402
 
 
@@ -11,4 +12,4 @@ def convert(model, output, input_shapes=None) -> dict:  # noqa: ANN001 - documen
 
     return _convert(model, output, input_shapes)
 
-__all__ = ["InferenceSession", "ModelMetadata", "NodeArg", "convert", "__version__"]
+__all__ = ["InferenceSession", "ModelMetadata", "NodeArg", "SessionOptions", "convert", "__version__"]

@@ -175,3 +175,14 @@ def test_minus_one_and_zero_dims_are_dynamic(device, declared):
         (got,) = sess.run(None, {"x": x})
         assert_close(got, ort_run(oracle, {"x": x})[0])
     assert len(sess._runtimes) <= clmace.session.MAX_PLANS
+
+
+def test_session_options_object(mlp):
+    """A clmace.SessionOptions works as sess_options; keyword options given beside it win."""
+    opts = clmace.SessionOptions(input_shapes={"x": [2, 4]}, compiled_program=False)
+    sess = clmace.InferenceSession(mlp, sess_options=opts)
+    assert sess.options.input_shapes == {"x": [2, 4]} and sess.device == "cpu"
+    x = rng.standard_normal((2, 4)).astype(np.float32)
+    assert_close(sess.run(None, {"x": x})[0], ort_run(mlp, {"x": x})[0])
+    with pytest.raises(clmace.core.errors.ConfigError, match="did you mean 'precision'"):
+        clmace.SessionOptions.from_kwargs(precison="fp16")
