@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from clmace import model_cache
 from clmace.backends.numpy import NumpyRuntime
 from clmace.core.errors import DeviceError, ModelError, PlannedShapeError
 from clmace.core.ir import Dim, Graph
@@ -103,11 +104,7 @@ class InferenceSession:
                                  else modelfile.load(model))  # type: ignore[arg-type]
             self.pass_report = extra.get("passes", {})
         else:
-            from clmace.frontend.convert import build_graph
-            from clmace.frontend.onnx_import import load_onnx
-
-            self._proto = load_onnx(model)
-            self.graph, self.pass_report = build_graph(self._proto, input_shapes, self._run_passes)
+            self.graph, self.pass_report = self._convert(model, input_shapes)
         self._input_shapes = dict(input_shapes or {})
         self._has_control_flow = any(isinstance(a, Graph) for n in self.graph.nodes for a in n.attrs.values())
         self._runtimes: dict[tuple, Any] = {}
@@ -133,6 +130,23 @@ class InferenceSession:
                              trusted_keys=options.trusted_keys, sign_key=options.sign_key)
         store.load()  # now, before OpenCL starts: driver caches captured in the file must be in place first
         return store
+
+    def _convert(self, model: Any, input_shapes: Mapping[str, Sequence[int]] | None) -> tuple[Graph, dict]:
+        """The IR of an ONNX model: from the converted-model cache for a path seen before (no ONNX parsing, see
+        model_cache), else converted now (and cached for the next start)."""
+        path = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
+        if path is not None and model_cache.enabled():
+            cached = model_cache.get(path, input_shapes, self._run_passes)
+            if cached is not None:
+                return cached
+        from clmace.frontend.convert import build_graph  # imports onnx: only on a miss
+        from clmace.frontend.onnx_import import load_onnx
+
+        self._proto = load_onnx(model)
+        graph, report = build_graph(self._proto, input_shapes, self._run_passes)
+        if path is not None and model_cache.enabled():
+            model_cache.put(path, input_shapes, self._run_passes, graph, report)
+        return graph, report
 
     @staticmethod
     def _is_converted(model: Any) -> bool:
@@ -246,6 +260,8 @@ class InferenceSession:
                                for v in self.graph.inputs):
             if all(v.is_static() for v in self.graph.values.values()):
                 return self.graph
+        # A graph read from the converted-model cache is specialised like a converted file (copy + dry run
+        # + folding): parsing the ONNX file for its shape inference would cost more than it saves.
         if self._proto is not None:
             from clmace.frontend.convert import build_graph
 

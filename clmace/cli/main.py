@@ -207,6 +207,9 @@ def cmd_cache(args: argparse.Namespace) -> int:
                 print(f"    {sec['device']}: {sec['entries']} programs, {sec['tuned']} tuned records")
         pocl = info["pocl_cache"]
         print(f"  PoCL kernel cache ({pocl['path']}): {pocl['files']} files, {pocl['size']:,} bytes")
+        models = info["converted_models"]
+        print(f"  converted models of .onnx files ({models['path']}): {models['files']} files, "
+              f"{models['size']:,} bytes")
     elif args.action == "prune":
         removed = cache.prune(_present_fingerprints())
         print("\n".join(removed) if removed else "nothing to prune")

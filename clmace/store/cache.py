@@ -51,8 +51,11 @@ def list_cache(cache_dir: str | None = None) -> dict:
         files.append(entry)
     pocl_dir = pocl_managed_dir(root)
     pocl_files, pocl_size = _dir_size(pocl_dir)
+    models_dir = os.path.join(root, "models")  # clmace.model_cache: converted models of .onnx paths
+    model_files, model_size = _dir_size(models_dir)
     return {"cache_dir": root, "program_files": files,
-            "pocl_cache": {"path": pocl_dir, "files": pocl_files, "size": pocl_size}}
+            "pocl_cache": {"path": pocl_dir, "files": pocl_files, "size": pocl_size},
+            "converted_models": {"path": models_dir, "files": model_files, "size": model_size}}
 
 
 def prune(present: Iterable[DeviceFingerprint], cache_dir: str | None = None) -> list[str]:
