@@ -135,6 +135,8 @@ class InferenceSession:
         """The IR of an ONNX model: from the converted-model cache for a path seen before (no ONNX parsing, see
         model_cache), else converted now (and cached for the next start)."""
         path = os.fspath(model) if isinstance(model, (str, os.PathLike)) else None
+        if path is not None and not os.path.isfile(path):
+            path = None  # load_onnx says what is wrong with it
         if path is not None and model_cache.enabled():
             cached = model_cache.get(path, input_shapes, self._run_passes)
             if cached is not None:
