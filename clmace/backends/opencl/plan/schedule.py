@@ -15,7 +15,16 @@ from clmace.backends.opencl.device import DeviceHandle
 from clmace.backends.opencl.plan import variants as tv
 from clmace.backends.opencl.plan.arena import SLACK, Block, align, live_peak, plan_slots
 from clmace.backends.opencl.plan.fusion import Epilogue, fuse_for_opencl
-from clmace.backends.opencl.plan.variants import AUTO, Bound, LwsChoice, TuneSpec, Variant, heuristic_lws, record_key
+from clmace.backends.opencl.plan.variants import (
+    AUTO,
+    Bound,
+    LwsChoice,
+    TuneSpec,
+    Variant,
+    default_lws,
+    heuristic_lws,
+    record_key,
+)
 from clmace.core.ir import Graph, Node
 
 log = logging.getLogger("clmace.opencl")
@@ -281,7 +290,7 @@ class Plan:
             return []
         kernel.set_args(*[_arg(a) for a in args])
         if lws is None:
-            lws = self.default_lws(len(gws))
+            lws = default_lws(gws, self.is_gpu, every_bound=False)
         gws = tuple(-(-int(g) // int(lw)) * int(lw) for g, lw in zip(gws, lws))
         lws = tuple(int(x) for x in lws)
         # Any other local size must divide this range: these kernels check only the bounds they need.
@@ -368,12 +377,6 @@ class Plan:
             _release(self._subs[subs:], self._parents[parents:])
             del self._subs[subs:], self._parents[parents:]
             self.weight_bytes, self.upload_bytes, self.program_keys = weights, uploads, programs
-
-    def default_lws(self, dims: int) -> tuple[int, ...]:
-        """One work-item per group on CPUs (PoCL loops work-groups across cores); wide groups on GPUs."""
-        if self.is_gpu:
-            return (64,) + (1,) * (dims - 1)
-        return (1,) * dims
 
     def epilogue(self, node: Node) -> Epilogue:
         """What the plan fused onto this node's result (an empty Epilogue when nothing)."""

@@ -100,14 +100,20 @@ def gpu_lws(gws: Sequence[int], limit: int = 128, first: int = 64) -> tuple[int,
     return tuple(out)
 
 
+def default_lws(gws: Sequence[int], is_gpu: bool, every_bound: bool = True) -> tuple[int, ...]:
+    """The default local size, the one rule: one work-item per group on CPUs (PoCL loops work-groups across
+    cores); on GPUs a group of up to 128 items, 64 along dimension 0, spread over the other dimensions only for
+    kernels that check every bound (every_bound=False: 64 x 1 x 1, as the plain launches need)."""
+    if not is_gpu:
+        return (1,) * len(gws)
+    return gpu_lws(gws) if every_bound else (64,) + (1,) * (len(gws) - 1)
+
+
 def heuristic_lws(variant: Variant, gws: Sequence[int], is_gpu: bool) -> LwsChoice:
-    """Default local size: the variant's fixed one, else one item per group on CPUs (PoCL loops work-groups
-    across cores), else a 64-256 item 2-D group on GPUs."""
+    """A variant's local size: its fixed one, else the default rule (default_lws)."""
     if variant.lws is not None:
         return fixed_lws(variant, len(gws))
-    if is_gpu:
-        return gpu_lws(gws)
-    return (1,) * len(gws)
+    return default_lws(gws, is_gpu)
 
 
 def fixed_lws(variant: Variant, dims: int) -> tuple[int, ...]:
