@@ -86,3 +86,20 @@ def test_a_misspelt_option_raises_naming_the_valid_ones(device) -> None:
     model, _ = _conv1d_residual()
     with pytest.raises(ConfigError, match=r"unknown InferenceSession option\(s\) \['precison'\].*valid options"):
         clmace.InferenceSession(model, device=device, precison="fp16")
+
+
+def test_storeless_sessions_leave_no_programs_behind() -> None:
+    """Sessions without a program file share a device handle while they live; once they are gone, so are the
+    handle and its programs."""
+    from clmace.backends.opencl import device as device_module
+
+    model, feeds = _conv1d_residual()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sess = clmace.InferenceSession(model, device="opencl", compiled_program=False)
+        sess.run(None, feeds)
+    handle = weakref.ref(runtime_of(sess).handle)
+    assert handle() in device_module._CACHELESS.values()
+    del sess
+    gc.collect()
+    assert handle() is None

@@ -149,11 +149,12 @@ class DeviceHandle:
         return [describe_key(k) for k in self._programs]
 
 
+# One context and queue per device for the process (creating one costs ~100 ms; drivers keep them anyway).
 _CONTEXTS: dict[int, tuple[Any, Any]] = {}
 # Handles per (program cache, context): keyed weakly by the cache, so a dropped session's cache, handle and
-# programs go with it; sessions without a cache share one handle per context.
+# programs go with it; sessions without a cache share one handle per context while any of their runtimes lives.
 _HANDLES: weakref.WeakKeyDictionary[Any, dict[int, DeviceHandle]] = weakref.WeakKeyDictionary()
-_CACHELESS: dict[int, DeviceHandle] = {}
+_CACHELESS: weakref.WeakValueDictionary[int, DeviceHandle] = weakref.WeakValueDictionary()
 
 
 def create_context(device: Any) -> tuple[Any, Any]:
@@ -171,11 +172,12 @@ def shared_handle(device: Any, cache: ProgramCache | None = None) -> DeviceHandl
     if dev not in _CONTEXTS:
         _CONTEXTS[dev] = create_context(device)
     context, queue = _CONTEXTS[dev]
-    per_context = _CACHELESS if cache is None else _HANDLES.setdefault(cache, {})
+    per_context: Any = _CACHELESS if cache is None else _HANDLES.setdefault(cache, {})
     ctx = int(context.int_ptr)
-    if ctx not in per_context:
-        per_context[ctx] = DeviceHandle(device, context, queue, cache)
-    return per_context[ctx]
+    handle = per_context.get(ctx)
+    if handle is None:
+        handle = per_context[ctx] = DeviceHandle(device, context, queue, cache)
+    return handle
 
 
 def drop_context(device: Any) -> None:
