@@ -197,8 +197,7 @@ class InferenceSession:
             result = runtime.run(feeds, wanted)
         except PlannedShapeError as exc:  # a value-dependent shape changed (control flow took another way)
             log.info("re-planning for these inputs: %s", exc)
-            key = tuple(sorted((k, tuple(v.shape)) for k, v in feeds.items()))
-            self._runtimes.pop(key, None)
+            self._runtimes.pop(self._plan_key({k: v.shape for k, v in feeds.items()}, feeds), None)
             result = self._runtime_for({k: v.shape for k, v in feeds.items()}, feeds).run(feeds, wanted)
         return [result[name] for name in wanted]
 
@@ -243,8 +242,7 @@ class InferenceSession:
         """The runtime planned for these input shapes; a new shape plans a new one (MAX_PLANS kept, LRU)."""
         if () in self._runtimes:
             return self._runtimes[()]
-        control = self._control_values(feeds)
-        key = tuple(sorted((k, tuple(v)) for k, v in shapes.items())) + tuple(sorted(control.items()))
+        key = self._plan_key(shapes, feeds)
         runtime = self._runtimes.pop(key, None)
         if runtime is None:
             runtime = self._make_runtime(self._specialize(shapes, feeds), feeds)
@@ -252,6 +250,11 @@ class InferenceSession:
                 self._runtimes.pop(next(iter(self._runtimes)))
         self._runtimes[key] = runtime  # (re)inserted last: the most recently used
         return runtime
+
+    def _plan_key(self, shapes: Mapping[str, tuple[int, ...]], feeds: Mapping[str, np.ndarray] | None) -> tuple:
+        """What a plan is kept under: the input shapes, and the values of the scalar control inputs."""
+        control = self._control_values(feeds)
+        return tuple(sorted((k, tuple(v)) for k, v in shapes.items())) + tuple(sorted(control.items()))
 
     def _specialize(self, shapes: Mapping[str, tuple[int, ...]],
                     feeds: Mapping[str, np.ndarray] | None = None) -> Graph:

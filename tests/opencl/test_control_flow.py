@@ -64,3 +64,23 @@ def test_if_on_a_shape_is_inlined() -> None:
         x = np.random.default_rng(rows).standard_normal((rows, 5)).astype(np.float32)
         sess = compare(model, {"x": x})
         assert "If" not in {n.op_type for n in runtime_of(sess).plan.nodes}
+
+
+def test_a_branch_of_another_shape_re_plans() -> None:
+    """If(sum(x) > 0) whose branches give different shapes: the plan made for one branch meets the other, the
+    host step says so (PlannedShapeError) and the session plans again for these inputs; outputs stay right."""
+    then = helper.make_graph([helper.make_node("Concat", ["x", "x"], ["t_y"], axis=0)], "then", [],
+                             [helper.make_tensor_value_info("t_y", TensorProto.FLOAT, None)])
+    other = helper.make_graph([helper.make_node("Relu", ["x"], ["e_y"])], "else", [],
+                              [helper.make_tensor_value_info("e_y", TensorProto.FLOAT, None)])
+    nodes = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+             helper.make_node("Greater", ["s", "zero"], ["cond"]),
+             helper.make_node("If", ["cond"], ["y"], then_branch=then, else_branch=other)]
+    model = make_model(nodes, [("x", [2, 3])], [("y", None)], [("zero", np.array(0, np.float32))], opset=13)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sess = clmace.InferenceSession(model, device="opencl")
+        for x in (np.ones((2, 3), np.float32), -np.ones((2, 3), np.float32), np.ones((2, 3), np.float32)):
+            y = sess.run(None, {"x": x})[0]
+            want = np.concatenate([x, x]) if x.sum() > 0 else np.maximum(x, 0)
+            np.testing.assert_array_equal(y, want)
