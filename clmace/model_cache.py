@@ -16,6 +16,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from clmace.core.atomic import sha256_file
 from clmace.core.ir import Graph
 from clmace.core.paths import default_cache_dir
 from clmace.frontend import modelfile
@@ -30,19 +31,11 @@ def enabled() -> bool:
     return os.environ.get(ENV_OFF, "1") != "0"
 
 
-def _digest(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def entry_path(model_path: str, input_shapes: Mapping[str, Sequence[int]] | None, run_passes: bool) -> str:
     """Where the converted model of this ONNX file and these options lives."""
     from clmace import __version__
 
-    h = hashlib.sha256(_digest(model_path).encode())
+    h = hashlib.sha256(sha256_file(model_path).encode())
     h.update(json.dumps([sorted((k, [int(d) for d in v]) for k, v in (input_shapes or {}).items()), run_passes,
                          __version__, modelfile.FORMAT_VERSION]).encode())
     return os.path.join(default_cache_dir(), "models", h.hexdigest()[:40] + ".clmace")
@@ -67,7 +60,7 @@ def _external_files(model_path: str) -> dict[str, str]:
         for tensor in tensors:
             for entry in tensor.external_data:
                 if entry.key == "location" and entry.value not in files:
-                    files[entry.value] = _digest(os.path.join(base, entry.value))
+                    files[entry.value] = sha256_file(os.path.join(base, entry.value))
 
     walk(proto.graph)
     return files
@@ -93,7 +86,7 @@ def get(model_path: str, input_shapes: Mapping[str, Sequence[int]] | None, run_p
     base = os.path.dirname(os.path.abspath(model_path))
     for rel, digest in extra.get("external_data", {}).items():
         full = os.path.join(base, rel)
-        if not os.path.exists(full) or _digest(full) != digest:
+        if not os.path.exists(full) or sha256_file(full) != digest:
             return None
     return graph, extra.get("passes", {})
 

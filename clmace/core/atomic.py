@@ -1,7 +1,9 @@
-"""Atomic file writes: temp file in the same directory, fsync, rename, fsync of the directory."""
+"""File I/O helpers: atomic writes (temp file in the same directory, fsync, rename, fsync of the
+directory) and hashing a file in chunks."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 
@@ -39,3 +41,12 @@ def atomic_write_bytes(path: str, data: bytes, prefix: str = ".tmp-", suffix: st
             os.close(dfd)
     except OSError:
         pass
+
+
+def sha256_file(path: str) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()

@@ -90,7 +90,13 @@ class GraphEvaluator:
         return {name: env[name] for name in wanted}
 
 
-def run_body(body: Graph, inputs: Sequence[np.ndarray], scope: Mapping[str, np.ndarray]) -> list[np.ndarray]:
-    """The outputs of a control-flow body given its inputs (in order) and the outer values it reads."""
-    feeds = {v.name: np.asarray(a) for v, a in zip(body.inputs, inputs)}
-    return list(GraphEvaluator(body).run(feeds, scope=scope).values())
+def run_body(body: Graph, scope: Mapping[str, np.ndarray]) -> Callable[[Sequence[np.ndarray]], list[np.ndarray]]:
+    """A control-flow body ready to run in the outer values it reads: call it with the body's inputs (in order)
+    for its outputs. Its ops are resolved once, however many iterations a Loop or Scan makes."""
+    evaluator = GraphEvaluator(body)
+
+    def run(inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        feeds = {v.name: np.asarray(a) for v, a in zip(body.inputs, inputs)}
+        return list(evaluator.run(feeds, scope=scope).values())
+
+    return run

@@ -13,7 +13,8 @@ import numpy as np
 from clmace.core.errors import ModelError
 from clmace.core.ir import Graph
 
-RunBody = Callable[[Graph, Sequence[np.ndarray], dict[str, np.ndarray]], list[np.ndarray]]
+# (body, outer values) -> a function of the body's inputs returning its outputs (ops.call.run_body)
+RunBody = Callable[[Graph, dict[str, np.ndarray]], Callable[[Sequence[np.ndarray]], list[np.ndarray]]]
 
 
 def _split(args: Sequence[np.ndarray | None], captures: Sequence[str]) -> tuple[list, dict[str, np.ndarray]]:
@@ -30,7 +31,7 @@ def if_(cond: np.ndarray, *captured: np.ndarray, then_branch: Graph, else_branch
     if np.asarray(cond).size != 1:
         raise ModelError(f"If: condition has {np.asarray(cond).size} elements, expected one")
     body = then_branch if bool(np.asarray(cond).reshape(())) else else_branch
-    return tuple(run_body(body, [], scope))
+    return tuple(run_body(body, scope)([]))
 
 
 def _stack(slices: list[np.ndarray], body: Graph, index: int, axis: int = 0) -> np.ndarray:
@@ -55,8 +56,9 @@ def loop(*args: np.ndarray | None, body: Graph, captures: Sequence[str] = (), ru
         raise ModelError(f"Loop: {len(state)} loop-carried inputs, the body takes {n_state}")
     scans: list[list[np.ndarray]] = [[] for _ in range(len(body.outputs) - 1 - n_state)]
     i = 0
+    step = run_body(body, scope)
     while keep and (limit is None or i < limit):
-        outs = run_body(body, [np.array(i, np.int64), np.array(keep), *state], scope)
+        outs = step([np.array(i, np.int64), np.array(keep), *state])
         keep = bool(np.asarray(outs[0]).reshape(()))
         state = outs[1: 1 + n_state]
         for acc, value in zip(scans, outs[1 + n_state:]):
@@ -84,8 +86,9 @@ def scan(*args: np.ndarray, body: Graph, num_scan_inputs: int, captures: Sequenc
     steps = lengths.pop() if lengths else 0
     n_scan_out = len(body.outputs) - n_state
     scans: list[list[np.ndarray]] = [[] for _ in range(n_scan_out)]
+    step = run_body(body, scope)
     for t in range(steps):
-        outs = run_body(body, [*state, *(x[t] for x in xs)], scope)
+        outs = step([*state, *(x[t] for x in xs)])
         state = outs[:n_state]
         for acc, value in zip(scans, outs[n_state:]):
             acc.append(value)

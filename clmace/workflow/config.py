@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 
+from clmace.core.atomic import sha256_file
 from clmace.core.errors import ConfigError
 
 RUNTIMES = ("cpu", "gpu")
@@ -56,15 +56,6 @@ class ModelConfig:
         if got != self.model_sha256_checksum.lower():
             raise ConfigError(f"model {self.name!r}: {self.model_file_path} has sha256 {got}, "
                               f"the config expects {self.model_sha256_checksum}")
-
-
-def sha256_file(path: str) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _list(value: Any) -> list:

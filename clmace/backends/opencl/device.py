@@ -50,13 +50,14 @@ def build_program(context: Any, device: Any, name: str, source: str, options: li
 
     key = ProgramKey(name, source, tuple(options))
     if cache is not None:
-        binary = cache.get_program(fingerprint(device), key)
+        fp = fingerprint(device)
+        binary = cache.get_program(fp, key)
         if binary is not None:
             try:
                 return cl.Program(context, [device], [binary]).build(options=list(options), devices=[device])
             except Exception as e:  # pyopencl raises several error types; any means "use the source"
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                cache.refuse_program(fingerprint(device), key, first)
+                cache.refuse_program(fp, key, first)
     ensure_compilable(device)  # may change a PoCL device's target, hence its fingerprint: read it after
     log.debug("building %s %s", name, " ".join(options))
     program = cl.Program(context, source).build(options=list(options), devices=[device])
@@ -87,6 +88,7 @@ class DeviceHandle:
         self._programs: dict[ProgramId, Any] = {}
         self.build_seconds = 0.0
         self._lock = threading.Lock()
+        self._fingerprint: tuple[str, DeviceFingerprint] | None = None
 
     @property
     def cache(self) -> ProgramCache | None:
@@ -120,16 +122,24 @@ class DeviceHandle:
 
         return cl.Kernel(self.program(file, defines), name)
 
+    @property
+    def fingerprint(self) -> DeviceFingerprint:
+        """The device's fingerprint, read once per compile target (the driver check may change a PoCL target)."""
+        target = compile_target(int(self.device.int_ptr))
+        if self._fingerprint is None or self._fingerprint[0] != target:
+            self._fingerprint = (target, fingerprint(self.device))
+        return self._fingerprint[1]
+
     def tuned(self, key: str) -> dict | None:
         """The cache's tuned record under key for this device (None without a cache)."""
         cache = self.cache
-        return cache.get_tuned(fingerprint(self.device), key) if cache is not None else None
+        return cache.get_tuned(self.fingerprint, key) if cache is not None else None
 
     def put_tuned(self, key: str, record: dict) -> None:
         """Give the cache a tuned record for this device (dropped without a cache)."""
         cache = self.cache
         if cache is not None:
-            cache.put_tuned(fingerprint(self.device), key, record)
+            cache.put_tuned(self.fingerprint, key, record)
 
     def child(self) -> DeviceHandle:
         """A handle without a cache that starts with this one's programs (the tuner's trial variants are
