@@ -261,7 +261,8 @@ class InferenceSession:
         """A copy of the graph whose every value has a concrete shape for these input shapes (and whose scalar
         control inputs hold their values in `feeds`, so that the branches they choose are inlined)."""
         control = self._control_values(feeds)
-        if not control and all(v.is_static() and tuple(v.shape) == tuple(shapes[v.name])  # type: ignore[arg-type]
+        # Control-flow bodies get their shapes from a dry run on the inputs (a backend plans them from those).
+        if not control and not self._has_control_flow and all(v.is_static() and tuple(v.shape) == tuple(shapes[v.name])  # type: ignore[arg-type]
                                for v in self.graph.inputs):
             if all(v.is_static() for v in self.graph.values.values()):
                 return self.graph
@@ -276,9 +277,10 @@ class InferenceSession:
             graph = copy.deepcopy(self.graph)
         if control:
             self._fix_control_inputs(graph, control)
-        for _ in range(MAX_SHAPE_ROUNDS):  # an inlined branch brings values whose shapes the last run did not see
-            if all(n in graph.values and graph.values[n].is_static() for node in graph.nodes for n in node.outputs
-                   if n):
+        for rounds in range(MAX_SHAPE_ROUNDS):  # an inlined branch brings values whose shapes the last run did not see
+            if (rounds or not self._has_control_flow) and all(
+                    n in graph.values and graph.values[n].is_static() for node in graph.nodes for n in node.outputs
+                    if n):
                 break
             # On the inputs being planned for when there are any (zeros otherwise): shapes that depend on values
             # are then theirs, and a host step whose output shape later differs raises PlannedShapeError, upon
@@ -297,8 +299,8 @@ class InferenceSession:
     def _plannable_now(self) -> bool:
         """True when every shape is known without running the model: planned at construction. Otherwise
         the first run() plans, with its inputs (a dry run on zeros would steer value-dependent shapes)."""
-        if self._control_inputs() or not all(v.is_static() for v in self.graph.inputs):
-            return False
+        if self._has_control_flow or not all(v.is_static() for v in self.graph.inputs):
+            return False  # control flow: its bodies' shapes come from a dry run on the real inputs
         return all(n in self.graph.values and self.graph.values[n].is_static()
                    for node in self.graph.nodes for n in node.outputs if n)
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from clmace.core.ir import Graph, ValueInfo
-from clmace.ops.call import GraphEvaluator
+from clmace.ops.call import BodyShapes, GraphEvaluator
 
 
 def dry_run_shapes(graph: Graph, input_shapes: Mapping[str, Sequence[int]],
@@ -28,7 +28,9 @@ def dry_run_shapes(graph: Graph, input_shapes: Mapping[str, Sequence[int]],
 
     for v in graph.inputs:
         graph.values[v.name] = ValueInfo(v.name, v.dtype, tuple(int(d) for d in input_shapes[v.name]))
-    GraphEvaluator(graph).run(feeds, hook=record)
+    bodies = BodyShapes()  # control-flow bodies: the shapes their values take, for backends that plan them
+    GraphEvaluator(graph, body_runner=bodies.run_body).run(feeds, hook=record)
+    bodies.commit()
     for out in graph.outputs:
         out.shape = graph.values[out.name].shape
     for inp in graph.inputs:

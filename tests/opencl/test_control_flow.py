@@ -84,3 +84,111 @@ def test_a_branch_of_another_shape_re_plans() -> None:
             y = sess.run(None, {"x": x})[0]
             want = np.concatenate([x, x]) if x.sum() > 0 else np.maximum(x, 0)
             np.testing.assert_array_equal(y, want)
+
+
+# --- bodies as device plans -------------------------------------------------------------------------------------
+
+def _vi(name: str, elem: int = TensorProto.FLOAT, shape=None) -> object:
+    return helper.make_tensor_value_info(name, elem, shape)
+
+
+def _model(nodes, inputs, outputs, initializers=()) -> object:
+    """A checked opset-17 model; inputs (name, shape[, elem]), outputs (name, shape[, elem])."""
+    import onnx
+    from onnx import numpy_helper
+
+    outs = [_vi(o[0], o[2] if len(o) > 2 else TensorProto.FLOAT, o[1]) for o in outputs]
+    graph = helper.make_graph(nodes, "test", [_vi(i[0], i[2] if len(i) > 2 else TensorProto.FLOAT, i[1])
+                                              for i in inputs], outs,
+                              [numpy_helper.from_array(np.asarray(v), name=k) for k, v in initializers])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    onnx.checker.check_model(model)
+    return model
+
+
+def _on_device(model, feeds_list, **options) -> clmace.InferenceSession:
+    """Run model on OpenCL for each feeds, compare with onnxruntime; every node must run on the device."""
+    from tests.onnx_build import ort_run
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sess = clmace.InferenceSession(model, device="opencl", **options)
+        for feeds in feeds_list:
+            got = sess.run(None, feeds)
+            for g, want in zip(got, ort_run(model, feeds), strict=True):
+                assert g.shape == want.shape
+                np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-5)
+            devices = {n: d for rt in sess._runtimes.values() for n, d in rt.node_devices().items()}
+            assert set(devices.values()) <= {"opencl", "view"}, devices
+    host = [str(w.message) for w in caught if "run on the host" in str(w.message)]
+    assert not host, host
+    return sess
+
+
+def test_loop_body_runs_on_the_device_with_state_and_scan_outputs() -> None:
+    """Loop(M=5): h = tanh(h @ W + x); each h stacked: carried state and scan output stay on the device."""
+    body = helper.make_graph(
+        [helper.make_node("MatMul", ["h_in", "W"], ["hw"]),
+         helper.make_node("Add", ["hw", "x"], ["pre"]),
+         helper.make_node("Tanh", ["pre"], ["h_out"]),
+         helper.make_node("Identity", ["h_out"], ["h_scan"]),
+         helper.make_node("Identity", ["cond_in"], ["cond_out"])],
+        "body", [_vi("i", TensorProto.INT64, []), _vi("cond_in", TensorProto.BOOL, []), _vi("h_in", shape=[2, 4])],
+        [_vi("cond_out", TensorProto.BOOL, []), _vi("h_out", shape=[2, 4]), _vi("h_scan", shape=[2, 4])])
+    w = np.random.default_rng(0).standard_normal((4, 4)).astype(np.float32) * 0.5
+    nodes = [helper.make_node("Loop", ["M", "", "h0"], ["h", "hs"], body=body)]
+    model = _model(nodes, [("x", [2, 4]), ("h0", [2, 4])], [("h", [2, 4]), ("hs", [5, 2, 4])],
+                   [("M", np.array(5, np.int64)), ("W", w)])
+    rng = np.random.default_rng(1)
+    feeds = [{"x": rng.standard_normal((2, 4)).astype(np.float32), "h0": rng.standard_normal((2, 4)).astype(np.float32)}
+             for _ in range(2)]
+    sess = _on_device(model, feeds)
+    steps = runtime_of(sess).plan.steps
+    assert [type(s).__name__ for s in steps] == ["LoopStep"]
+
+
+def test_loop_whose_body_decides_when_to_stop() -> None:
+    """while (sum(v) < limit) v = v * 2, with a swap of two carried values on the way: the body's condition is
+    read back each iteration, the number of iterations depends on the data, state swaps go through scratch."""
+    body = helper.make_graph(
+        [helper.make_node("Mul", ["a_in", "two"], ["a2"]),
+         helper.make_node("Add", ["a2", "b_in"], ["b_out"]),
+         helper.make_node("Identity", ["b_in"], ["a_out"]),
+         helper.make_node("ReduceSum", ["b_out"], ["s"], keepdims=0),
+         helper.make_node("Less", ["s", "limit"], ["cond_out"])],
+        "body", [_vi("i", TensorProto.INT64, []), _vi("cond_in", TensorProto.BOOL, []), _vi("a_in", shape=[3]),
+                 _vi("b_in", shape=[3])],
+        [_vi("cond_out", TensorProto.BOOL, []), _vi("a_out", shape=[3]), _vi("b_out", shape=[3])])
+    nodes = [helper.make_node("Loop", ["", "go", "a0", "b0"], ["a", "b"], body=body)]
+    model = _model(nodes, [("go", [], TensorProto.BOOL), ("a0", [3]), ("b0", [3]), ("limit", [])],
+                   [("a", [3]), ("b", [3])], [("two", np.array(2.0, np.float32))])
+    feeds = [{"go": np.array(True), "a0": np.array([1, 2, 3], np.float32), "b0": np.array([0, 1, 0], np.float32),
+              "limit": np.array(lim, np.float32)} for lim in (50.0, 400.0, -1.0)]
+    _on_device(model, feeds)
+
+
+def test_scan_in_both_directions_on_the_device() -> None:
+    """Scan-9: running sum over a reversed input, outputs written in reverse too; state and slices on device."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["acc_in", "xt"], ["acc_out"]),
+         helper.make_node("Mul", ["acc_out", "xt"], ["yt"])],
+        "body", [_vi("acc_in", shape=[3]), _vi("xt", shape=[3])], [_vi("acc_out", shape=[3]), _vi("yt", shape=[3])])
+    nodes = [helper.make_node("Scan", ["acc0", "xs"], ["acc", "ys"], body=body, num_scan_inputs=1,
+                              scan_input_directions=[1], scan_output_directions=[1])]
+    model = _model(nodes, [("acc0", [3]), ("xs", [6, 3])], [("acc", [3]), ("ys", [6, 3])])
+    rng = np.random.default_rng(2)
+    _on_device(model, [{"acc0": rng.standard_normal(3).astype(np.float32),
+                        "xs": rng.standard_normal((6, 3)).astype(np.float32)}])
+
+
+def test_an_if_on_data_runs_either_branch_on_the_device() -> None:
+    """If(sum(x) > 0) with branches of one shape: the condition is read back, the branch taken runs as a device
+    plan; the branch the first run did not take is planned when first taken, still with no host node."""
+    nodes = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+             helper.make_node("Greater", ["s", "zero"], ["cond"]),
+             helper.make_node("If", ["cond"], ["y"], then_branch=_branch("then", 2.0),
+                              else_branch=_branch("else", -3.0))]
+    model = _model(nodes, [("x", [2, 5])], [("y", [2, 5])], [("zero", np.array(0, np.float32))])
+    x = np.random.default_rng(3).standard_normal((2, 5)).astype(np.float32)
+    sess = _on_device(model, [{"x": abs(x)}, {"x": -abs(x)}, {"x": abs(x)}])
+    assert len(sess._runtimes) == 1  # the other branch did not need another plan

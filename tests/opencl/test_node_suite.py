@@ -19,7 +19,7 @@ from onnx import numpy_helper
 import clmace
 from clmace.backends.opencl.plan.schedule import VIEW_OPS
 from clmace.backends.opencl.runtime import LOWERINGS
-from tests.test_onnx_node_suite import CASES, EXCLUDED
+from tests.test_onnx_node_suite import CASES, EXCLUDED, _unsupported
 
 PER_OP = 4
 PASS_BAR = 0.97  # of the sample, correct results (OpenCL passes and host-fallback runs)
@@ -49,8 +49,8 @@ def _sample() -> list:
     chosen = []
     for case in sorted(CASES, key=lambda c: c.name):
         ops = {n.op_type for n in case.model.graph.node}
-        if case.name in EXCLUDED or not ops <= supported or any(n.domain not in ("", "ai.onnx")
-                                                                for n in case.model.graph.node):
+        if case.name in EXCLUDED or not ops <= supported or _unsupported(case.model) or any(
+                n.domain not in ("", "ai.onnx") for n in case.model.graph.node):
             continue
         if _data_dependent(case.model):
             continue

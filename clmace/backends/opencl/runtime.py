@@ -13,6 +13,8 @@ import numpy as np
 
 from clmace.backends.opencl.device import shared_handle
 from clmace.backends.opencl.discovery import DeviceInfo, describe, device_index, select_device
+from clmace.backends.opencl.execute import in_graph_dtype, read, run_host
+from clmace.backends.opencl.lower import control as ops_control
 from clmace.backends.opencl.lower import conv as ops_conv
 from clmace.backends.opencl.lower import data as ops_data
 from clmace.backends.opencl.lower import eltwise as ops_eltwise
@@ -20,17 +22,16 @@ from clmace.backends.opencl.lower import gemm as ops_gemm
 from clmace.backends.opencl.lower import recurrent as ops_recurrent
 from clmace.backends.opencl.lower import reduce as ops_reduce
 from clmace.backends.opencl.lower import resize as ops_resize
-from clmace.backends.opencl.plan.schedule import HostStep, Launch, Plan
+from clmace.backends.opencl.plan.schedule import ControlStep, HostStep, Launch, Plan
 from clmace.backends.opencl.profile import format_profile
 from clmace.backends.opencl.programs import describe_key
-from clmace.core.errors import ConfigError, DeviceError, ModelError, PlannedShapeError, UnsupportedOpError
+from clmace.core.errors import ConfigError, DeviceError, ModelError, UnsupportedOpError
 from clmace.core.ir import Graph
-from clmace.ops.call import call_node
 
 log = logging.getLogger("clmace.opencl")
 
 LOWERINGS = {**ops_eltwise.LOWER, **ops_data.LOWER, **ops_reduce.LOWER, **ops_gemm.LOWER, **ops_conv.LOWER,
-             **ops_recurrent.LOWER, **ops_resize.LOWER}
+             **ops_recurrent.LOWER, **ops_resize.LOWER, **ops_control.LOWER}
 OPTIONS = {
     # Half storage through vload_half/vstore_half (core OpenCL) on devices without cl_khr_fp16.
     "fp16_without_extension": False,
@@ -91,7 +92,7 @@ class OpenCLRuntime:
                          half=precision == "fp16", tuned=opts["tuned"], variants=opts["variants"])
         self._check_host_nodes(strict)
         self._steps = [(s.kernel, s.gws, s.lws) if isinstance(s, Launch) else s for s in self.plan.steps]
-        self._names = [s.node.name if isinstance(s, HostStep) else s.node for s in self.plan.steps]
+        self._names = [s.node if isinstance(s, Launch) else s.node.name for s in self.plan.steps]
         nodes = {n.name: n for n in self.plan.nodes}
         self._writer = {out: i for i, name in enumerate(self._names) for out in nodes[name].outputs if out}
         self._final = set(graph.output_names()) | {v.name for v in graph.inputs}
@@ -140,8 +141,13 @@ class OpenCLRuntime:
         for i, step in enumerate(self._steps):
             if isinstance(step, HostStep):
                 t0 = time.perf_counter()
-                self._run_host(step)
+                run_host(plan, queue, step)
                 self._host_times[i] = time.perf_counter() - t0
+                events.append(None)
+            elif isinstance(step, ControlStep):
+                t0 = time.perf_counter()
+                step.run(queue)
+                self._host_times[i] = time.perf_counter() - t0  # wall time of its bodies' runs
                 events.append(None)
             else:
                 events.append(enqueue(queue, *step))
@@ -169,7 +175,9 @@ class OpenCLRuntime:
                     cl.enqueue_copy(self.queue, plan.buf(v.name), host, is_blocking=True)
             for i, step in enumerate(plan.steps):
                 if isinstance(step, HostStep):
-                    self._run_host(step)
+                    run_host(plan, self.queue, step)
+                elif isinstance(step, ControlStep):
+                    step.run(self.queue)
                 else:
                     on_launch(i, step)
             self.queue.finish()
@@ -188,44 +196,10 @@ class OpenCLRuntime:
         return early
 
     def _read(self, name: str) -> np.ndarray:
-        import pyopencl as cl
-
-        plan = self.plan
-        if name in plan.consts:
-            return np.array(plan.consts[name])
-        out = np.empty(plan.shape(name), plan.stored(name))
-        if out.size:
-            cl.enqueue_copy(self.queue, out, plan.buf(name), is_blocking=False)
-        return out
+        return read(self.plan, self.queue, name)
 
     def _to_graph_dtype(self, name: str, arr: np.ndarray) -> np.ndarray:
-        dtype = self.plan.dtype(name)
-        return arr if arr.dtype == dtype else arr.astype(dtype)
-
-    def _run_host(self, step: HostStep) -> None:
-        """A host node: read its device inputs, call the NumPy op, write its outputs back."""
-        import pyopencl as cl
-
-        plan, node = self.plan, step.node
-        self.queue.finish()
-        args: list[np.ndarray | None] = []
-        for name in node.inputs:
-            if not name:
-                args.append(None)
-                continue
-            arr = self._read(name)
-            self.queue.finish()
-            args.append(self._to_graph_dtype(name, arr))
-        results = call_node(step.fn, node, args)
-        for name, value in zip(node.outputs, results):
-            if not name:
-                continue
-            if tuple(value.shape) != plan.shape(name):
-                raise PlannedShapeError(f"node {node.name!r} ({node.op_type}) produced {name!r} with shape "
-                                        f"{tuple(value.shape)}, planned {plan.shape(name)}")
-            host = np.ascontiguousarray(value, dtype=plan.stored(name))
-            if host.size:
-                cl.enqueue_copy(self.queue, plan.buf(name), host, is_blocking=True)
+        return in_graph_dtype(self.plan, name, arr)
 
     # --- reports -------------------------------------------------------------------------------
     def profile_run(self, feeds: Mapping[str, np.ndarray]) -> str:
@@ -240,7 +214,10 @@ class OpenCLRuntime:
         for i, (step, event) in enumerate(zip(self.plan.steps, self._events)):
             name = self._names[i]
             label = _label(nodes[name], self.plan)
-            if event is None:
+            if isinstance(step, ControlStep):
+                where = "cpu" if step.host_nodes() else "opencl"
+                rows.append((name, f"{label} [bodies]", where, self._host_times.get(i, 0.0)))
+            elif event is None:
                 rows.append((name, label, "cpu", self._host_times.get(i, 0.0)))
             else:
                 kernel = step.kernel.function_name  # type: ignore[union-attr]

@@ -65,7 +65,23 @@ class HostStep:
     fn: Callable[..., Any]
 
 
-Lowering = Callable[[Node, "Plan"], list[Launch]]
+class ControlStep:
+    """A node the host drives (control flow): it runs sub-plans on the device and reads back only what decides
+    the next step (a condition, a trip count). Subclasses live with their lowering."""
+
+    node: Node
+
+    def run(self, queue: Any) -> None:
+        """Enqueue the node's work; may block to read a decision back."""
+        raise NotImplementedError
+
+    def host_nodes(self) -> list[Node]:
+        """Nodes of its sub-plans that run on the host."""
+        raise NotImplementedError
+
+
+Step = Launch | HostStep | ControlStep
+Lowering = Callable[[Node, "Plan"], list[Any]]
 
 
 def _arg(value: Any) -> Any:
@@ -107,9 +123,10 @@ class Plan:
 
     def __init__(self, graph: Graph, handle: DeviceHandle,
                  lowerings: dict[str, Lowering], half: bool, tuned: bool = True,
-                 variants: dict[str, str] | None = None) -> None:
+                 variants: dict[str, str] | None = None, keep: Sequence[str] = ()) -> None:
         self.graph, self.context, self.queue, self.device = graph, handle.context, handle.queue, handle.device
-        self.builder, self.half = handle, half
+        self.builder, self.half, self.lowerings, self.tuned = handle, half, lowerings, tuned
+        self._keep = list(keep)  # values whose storage must outlive their last reader (a body's loop-invariant inputs)
         self.is_gpu = bool(self.device.type & 4)  # CL_DEVICE_TYPE_GPU
         self.use_records = tuned and handle.cache is not None
         self.forced = dict(variants or {})  # family -> variant name, for tests and experiments
@@ -128,7 +145,7 @@ class Plan:
         self.program_keys: set[tuple[str, tuple[str, ...]]] = set()
         self._views()
         self._allocate()
-        self.steps: list[Launch | HostStep] = []
+        self.steps: list[Step] = []
         self.devices: dict[str, str] = {}
         self._writes: list[Any] = []  # events of weight copies still in flight (they keep the host arrays alive)
         self._lower(lowerings)
@@ -167,7 +184,8 @@ class Plan:
         """-D options for kernels whose float tensors are stored like value name."""
         return {"HALF": None} if self.stored(name) == np.float16 else {}
 
-    def _nbytes(self, name: str) -> int:
+    def nbytes(self, name: str) -> int:
+        """Bytes of a value in device memory."""
         return int(np.prod(self.shape(name), dtype=np.int64)) * self.stored(name).itemsize
 
     # --- storage -------------------------------------------------------------------------------
@@ -201,10 +219,10 @@ class Plan:
                 if name and name not in self.consts and name not in self.alias:
                     first.setdefault(name, step)
                     last[name] = max(last.get(name, step), step)
-        for name in self.graph.output_names():
+        for name in [*self.graph.output_names(), *self._keep]:
             if name not in self.consts:
                 last[self.root(name)] = len(self.nodes)
-        self.blocks = [Block(name, self._nbytes(name), first[name], last[name]) for name in first]
+        self.blocks = [Block(name, self.nbytes(name), first[name], last[name]) for name in first]
         self.base_align = base_align = max(int(self.device.mem_base_addr_align) // 8, 64)
         guard = align(SLACK, base_align)  # the first tensor may be read a little before its start too
         slots = plan_slots(self.blocks, base_align)
@@ -395,8 +413,10 @@ class Plan:
             reason = "no OpenCL kernel for this op"
             if fn is not None:
                 try:
-                    self.steps.extend(fn(node, self))
-                    self.devices[node.name] = "opencl"
+                    steps = fn(node, self)
+                    self.steps.extend(steps)
+                    inner = [n for s in steps if isinstance(s, ControlStep) for n in s.host_nodes()]
+                    self.devices[node.name] = "cpu" if inner else "opencl"  # a body with host nodes is not all device
                     continue
                 except NotLowerable as exc:
                     reason = str(exc)
@@ -433,5 +453,10 @@ class Plan:
         return sum(int(self.graph.initializers[i].size) * self.stored(i).itemsize for i in names)
 
     def host_nodes(self) -> list[Node]:
-        """Nodes that run on the host."""
-        return [s.node for s in self.steps if isinstance(s, HostStep)]
+        """Nodes that run on the host (those of control-flow bodies included)."""
+        own = [s.node for s in self.steps if isinstance(s, HostStep)]
+        return own + [n for s in self.steps if isinstance(s, ControlStep) for n in s.host_nodes()]
+
+    def sub_plan(self, graph: Graph, keep: Sequence[str] = ()) -> Plan:
+        """A plan for a control-flow body on the same device, precision and tuning choices."""
+        return Plan(graph, self.builder, self.lowerings, self.half, self.tuned, self.forced, keep)

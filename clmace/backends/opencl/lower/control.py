@@ -1,0 +1,342 @@
+"""If, Loop and Scan -> control steps whose bodies are device plans: state stays in device memory between
+iterations, and the host reads back only the condition (If, a Loop whose body computes it) and a run-time trip
+count. A body is planned from the shapes its values took in the session's dry run; one whose shapes change
+between iterations, or a Scan over another axis than 0, stays a host step."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from clmace.backends.opencl.execute import copy, read_now, run_steps
+from clmace.backends.opencl.plan.schedule import ControlStep, NotLowerable, Plan
+from clmace.core.errors import ModelError, PlannedShapeError
+from clmace.core.ir import Graph, Node, ValueInfo
+from clmace.ops.call import BodyShapes
+
+
+def _own_inputs(node: Node) -> tuple[list[str], list[str]]:
+    """(the op's own inputs, the outer values its bodies read) of a control-flow node."""
+    captures = list(node.attrs.get("captures", ()))
+    own = node.inputs[: len(node.inputs) - len(captures)] if captures else list(node.inputs)
+    return list(own), captures
+
+
+def _body_plan(p: Plan, node: Node, body: Graph, shapes: Sequence[tuple[int, ...]]) -> tuple[Plan, list[str]]:
+    """A plan for body with its inputs of these shapes; the outer values it reads become extra inputs
+    (constants become its own), held for the whole body. Returns (plan, names of the captured inputs)."""
+    _, captures = _own_inputs(node)
+    values = dict(body.values)
+    inputs = []
+    for info, shape in zip(body.inputs, shapes):
+        seen = values.get(info.name)
+        if seen is None or seen.shape != tuple(shape):
+            got = "never ran" if seen is None else f"took shape {seen.shape}"
+            raise NotLowerable(f"body input {info.name!r} {got}; {tuple(shape)} planned")
+        inputs.append(ValueInfo(info.name, seen.dtype, tuple(shape)))
+    initializers = dict(body.initializers)
+    outer = []
+    for name in captures:
+        value = p.const(name)
+        if value is not None:
+            initializers[name] = value
+        else:
+            values[name] = ValueInfo(name, p.dtype(name), p.shape(name))
+            inputs.append(values[name])
+            outer.append(name)
+    for info in inputs:
+        values[info.name] = info
+    used = {n for nd in body.nodes for n in (*nd.inputs, *nd.outputs) if n} | set(body.output_names())
+    loose = sorted(n for n in used - set(initializers) if n not in values or not values[n].is_static())
+    if loose:
+        raise NotLowerable(f"body values without one shape over the iterations: {loose[:4]}")
+    graph = Graph(body.nodes, inputs, body.outputs, initializers, body.opset, values, f"{node.name}/{body.name}")
+    keep = [v.name for v in inputs]  # written once (or by the step) before the body runs: never reused
+    return p.sub_plan(graph, keep), outer
+
+
+class _Moves:
+    """Device copies done together (the loop-carried values, outputs to inputs); a source that another copy
+    overwrites goes through a scratch buffer first."""
+
+    def __init__(self, p: Plan, pairs: Sequence[tuple[Any, Any, int]]) -> None:
+        self.pairs = [(d, s, n) for d, s, n in pairs if d is not s and n]
+        targets = {id(d) for d, _, _ in self.pairs}
+        self.staged = [(p.workspace(n) if id(s) in targets else None) for _, s, n in self.pairs]
+
+    def run(self, queue: Any) -> None:
+        for (_, src, n), tmp in zip(self.pairs, self.staged):
+            if tmp is not None:
+                copy(queue, tmp, src, n)
+        for (dst, src, n), tmp in zip(self.pairs, self.staged):
+            copy(queue, dst, tmp if tmp is not None else src, n)
+
+
+class _Body:
+    """A body plan with the buffers a control step copies to and from."""
+
+    def __init__(self, p: Plan, node: Node, body: Graph, shapes: Sequence[tuple[int, ...]]) -> None:
+        self.plan, self.outer = _body_plan(p, node, body, shapes)
+        self.inputs = [v.name for v in body.inputs]
+        self.outputs = body.output_names()
+        self.captured = [(self.plan.buf(n), p.buf(n), p.nbytes(n)) for n in self.outer]
+
+    def bind_captures(self, queue: Any) -> None:
+        """Copy the outer values the body reads into its inputs (once per run of the node)."""
+        for dst, src, n in self.captured:
+            copy(queue, dst, src, n)
+
+    def buf(self, name: str) -> Any:
+        return self.plan.buf(name)
+
+    def run(self, queue: Any) -> None:
+        run_steps(self.plan, queue, self.plan.steps)
+
+    def host_nodes(self) -> list[Node]:
+        return self.plan.host_nodes()
+
+
+def _scalar(p: Plan, queue: Any, name: str) -> Any:
+    """A scalar input's value (from the plan's constants, else read back from the device)."""
+    return read_now(p, queue, name).reshape(-1)[0].item()
+
+
+def _check_dtypes(p: Plan, body: _Body, pairs: Sequence[tuple[str, str]], what: str) -> None:
+    for outer, inner in pairs:
+        if outer and p.stored(outer) != body.plan.stored(inner):
+            raise NotLowerable(f"{what}: {inner!r} is {body.plan.stored(inner)}, {outer!r} {p.stored(outer)}")
+
+
+class LoopStep(ControlStep):
+    """Loop: the body plan runs while the trip count and the condition allow; carried values move from the
+    body's outputs to its inputs on the device; scan outputs are copied into place per iteration."""
+
+    def __init__(self, node: Node, p: Plan) -> None:
+        self.node, self.p = node, p
+        own, _ = _own_inputs(node)
+        own += [""] * (2 - len(own))
+        self.trip, self.cond, carried = own[0], own[1], own[2:]
+        body: Graph = node.attrs["body"]
+        n = len(carried)
+        if len(body.inputs) != n + 2:
+            raise ModelError(f"node {node.name!r} (Loop): {n} loop-carried inputs, the body takes "
+                             f"{len(body.inputs) - 2}")
+        seen = body.values
+        head = [seen[v.name].shape if v.name in seen and seen[v.name].shape is not None else ()
+                for v in body.inputs[:2]]
+        self.body = b = _Body(p, node, body, [*head, *(p.shape(c) for c in carried)])
+        outs = list(node.outputs) + [""] * (len(b.outputs) - 1 - len(node.outputs))
+        self.final, self.scan_outs = outs[:n], outs[n:]
+        _check_dtypes(p, b, [*zip(carried, b.inputs[2:]), *zip(self.final, b.outputs[1:1 + n])], "Loop")
+        for inner, outer in zip(b.outputs[1:1 + n], self.final):
+            if outer and b.plan.shape(inner) != p.shape(outer):
+                raise NotLowerable(f"Loop: carried {inner!r} has shape {b.plan.shape(inner)}, "
+                                   f"{p.shape(outer)} outside")
+        self.initial = [(b.buf(i), p.buf(c), p.nbytes(c)) for i, c in zip(b.inputs[2:], carried)]
+        self.moves = _Moves(b.plan, [(b.buf(i), b.buf(o), b.plan.nbytes(o))
+                                     for i, o in zip(b.inputs[2:], b.outputs[1:1 + n])])
+        self.finals = [(p.buf(o), b.buf(i), p.nbytes(o)) for i, o in zip(b.inputs[2:], self.final) if o]
+        self.scans = []
+        for inner, outer in zip(b.outputs[1 + n:], self.scan_outs):
+            if outer:
+                _check_dtypes(p, b, [(outer, inner)], "Loop scan output")
+                if p.shape(outer)[1:] != b.plan.shape(inner):
+                    raise NotLowerable(f"Loop: scan output {inner!r} {b.plan.shape(inner)} vs {p.shape(outer)}")
+                self.scans.append((p.buf(outer), b.buf(inner), b.plan.nbytes(inner), p.shape(outer)[0]))
+        cond_in, cond_out = b.inputs[1], b.outputs[0]
+        self.cond_const = b.plan.const(cond_out)
+        self.cond_kept = b.plan.root(cond_out) == b.plan.root(cond_in)  # the body passes its condition on
+        self.writes_iter = b.inputs[0] in {i for nd in body.nodes for i in nd.inputs} | set(b.outputs)
+        self.writes_cond = b.inputs[1] in {i for nd in body.nodes for i in nd.inputs} | set(b.outputs)
+
+    def run(self, queue: Any) -> None:
+        import pyopencl as cl
+
+        p, b = self.p, self.body
+        limit = None if not self.trip else int(_scalar(p, queue, self.trip))
+        keep = True if not self.cond else bool(_scalar(p, queue, self.cond))
+        b.bind_captures(queue)
+        for dst, src, n in self.initial:
+            copy(queue, dst, src, n)
+        hold = []  # host scalars in flight
+        if self.writes_cond:  # the body only ever runs while the condition holds
+            hold.append(np.ones(b.plan.shape(b.inputs[1]), b.plan.stored(b.inputs[1])))
+            cl.enqueue_copy(queue, b.buf(b.inputs[1]), hold[-1], is_blocking=False)
+        i = 0
+        while keep and (limit is None or i < limit):
+            if self.writes_iter:
+                hold.append(np.full(b.plan.shape(b.inputs[0]), i, b.plan.stored(b.inputs[0])))
+                cl.enqueue_copy(queue, b.buf(b.inputs[0]), hold[-1], is_blocking=False)
+            b.run(queue)
+            if self.cond_const is not None:
+                keep = bool(np.asarray(self.cond_const).reshape(-1)[0])
+            elif not self.cond_kept:
+                keep = bool(_scalar(b.plan, queue, b.outputs[0]))
+                hold.clear()  # the read above finished the queue
+            for dst, src, n, count in self.scans:
+                if i >= count:
+                    raise PlannedShapeError(f"node {self.node.name!r} (Loop) ran more than the {count} "
+                                            "iterations planned")
+                copy(queue, dst, src, n, dst_offset=i * n)
+            self.moves.run(queue)
+            i += 1
+        if any(i != count for *_, count in self.scans):
+            raise PlannedShapeError(f"node {self.node.name!r} (Loop) ran {i} iterations, "
+                                    f"{self.scans[0][3]} planned")
+        for dst, src, n in self.finals:
+            copy(queue, dst, src, n)
+        if hold:
+            queue.finish()
+
+    def host_nodes(self) -> list[Node]:
+        return self.body.host_nodes()
+
+
+def _axes(values: Sequence[int] | None, count: int, ranks: Sequence[int]) -> list[int]:
+    return [int(a) % max(r, 1) for a, r in zip(values or [0] * count, ranks)]
+
+
+class ScanStep(ControlStep):
+    """Scan (opset 8 with its batch axis, 9+ over axis 0): slices of the scan inputs are copied into the body's
+    inputs, its scan outputs into place, its state from outputs to inputs; all on the device."""
+
+    def __init__(self, node: Node, p: Plan, opset8: bool) -> None:
+        self.node, self.p = node, p
+        own, _ = _own_inputs(node)
+        lens = ""
+        if opset8:
+            lens, own = own[0], own[1:]
+            if lens and (p.const(lens) is None or any(int(v) != p.shape(own[-1])[1] for v in p.const(lens).ravel())):
+                raise NotLowerable("Scan-8: sequence_lens shorter than the scan axis")
+        body: Graph = node.attrs["body"]
+        k = int(node.attrs["num_scan_inputs"])
+        n = len(own) - k
+        states, xs = own[:n], own[n:]
+        a = node.attrs
+        lead = 1 if opset8 else 0  # Scan-8: every input has a batch axis first, the scan axis after it
+        self.batch = p.shape(own[0])[0] if opset8 and own else 1
+        n_out = len(body.outputs) - n
+        if not opset8 and (any(_axes(a.get("scan_input_axes"), k, [len(p.shape(x)) for x in xs]))
+                           or any(_axes(a.get("scan_output_axes"), n_out,
+                                        [len(p.shape(o)) for o in node.outputs[n:] if o]))):
+            raise NotLowerable("Scan over an axis other than 0")
+        in_dirs = list(a.get("directions" if opset8 else "scan_input_directions") or [0] * k)
+        out_dirs = [0] * n_out if opset8 else list(a.get("scan_output_directions") or [0] * n_out)
+        steps = {p.shape(x)[lead] for x in xs}
+        if len(steps) != 1:
+            raise NotLowerable(f"Scan: scan inputs of different lengths {sorted(steps)}")
+        self.steps = steps.pop()
+        slice_shapes = [p.shape(x)[lead + 1:] for x in xs]
+        self.body = b = _Body(p, node, body, [p.shape(s)[lead:] for s in states] + slice_shapes)
+        _check_dtypes(p, b, [*zip(states, b.inputs[:n]), *zip(xs, b.inputs[n:])], "Scan")
+        state_bytes = [b.plan.nbytes(i) for i in b.inputs[:n]]
+        for inner, outer in zip(b.outputs[:n], node.outputs[:n]):
+            if outer and b.plan.shape(inner) != p.shape(outer)[lead:]:
+                raise NotLowerable(f"Scan: state {inner!r} {b.plan.shape(inner)} vs {p.shape(outer)}")
+        self.initial = [(b.buf(i), p.buf(s), m) for i, s, m in zip(b.inputs[:n], states, state_bytes)]
+        self.finals = [(p.buf(o), b.buf(i), m) for i, o, m in zip(b.inputs[:n], node.outputs[:n], state_bytes) if o]
+        self.moves = _Moves(b.plan, [(b.buf(i), b.buf(o), m)
+                                     for i, o, m in zip(b.inputs[:n], b.outputs[:n], state_bytes)])
+        self.slices = [(b.buf(i), p.buf(x), b.plan.nbytes(i), d) for i, x, d in zip(b.inputs[n:], xs, in_dirs)]
+        self.outs = []
+        for inner, outer, d in zip(b.outputs[n:], node.outputs[n:], out_dirs):
+            if not outer:
+                continue
+            _check_dtypes(p, b, [(outer, inner)], "Scan output")
+            if p.shape(outer)[lead + 1:] != b.plan.shape(inner):
+                raise NotLowerable(f"Scan: output {inner!r} {b.plan.shape(inner)} vs {p.shape(outer)}")
+            self.outs.append((p.buf(outer), b.buf(inner), b.plan.nbytes(inner), d))
+
+    def run(self, queue: Any) -> None:
+        b, steps = self.body, self.steps
+        b.bind_captures(queue)
+        for row in range(self.batch):
+            for dst, src, n in self.initial:
+                copy(queue, dst, src, n, src_offset=row * n)
+            for t in range(steps):
+                for dst, src, n, d in self.slices:
+                    copy(queue, dst, src, n, src_offset=(row * steps + (steps - 1 - t if d else t)) * n)
+                b.run(queue)
+                for dst, src, n, d in self.outs:
+                    copy(queue, dst, src, n, dst_offset=(row * steps + (steps - 1 - t if d else t)) * n)
+                self.moves.run(queue)
+            for dst, src, n in self.finals:
+                copy(queue, dst, src, n, dst_offset=row * n)
+
+    def host_nodes(self) -> list[Node]:
+        return self.body.host_nodes()
+
+
+class IfStep(ControlStep):
+    """If: the condition is read back, the chosen branch's plan runs, its outputs are copied out. A branch the
+    dry run did not take is planned the first time it is taken, from a host run on the values it reads."""
+
+    def __init__(self, node: Node, p: Plan) -> None:
+        self.node, self.p = node, p
+        (self.cond, *_), _ = _own_inputs(node)
+        self.branches: dict[bool, _Body | None] = {}
+        reasons = []
+        for which, attr in ((True, "then_branch"), (False, "else_branch")):
+            try:  # a branch the dry run did not take has no shapes yet: planned when first taken
+                self.branches[which] = self._plan(node.attrs[attr])
+            except NotLowerable as exc:
+                self.branches[which] = None
+                reasons.append(f"{attr}: {exc}")
+        if not any(self.branches.values()):
+            raise NotLowerable(f"If: no branch has a device plan ({'; '.join(reasons)})")
+
+    def _plan(self, graph: Graph) -> _Body:
+        b = _Body(self.p, self.node, graph, [])
+        _check_dtypes(self.p, b, list(zip(self.node.outputs, b.outputs)), "If")
+        return b
+
+    def _plan_now(self, which: bool, queue: Any) -> _Body:
+        """Plan a branch the dry run did not take: run it on the host once for its shapes."""
+        graph: Graph = self.node.attrs["then_branch" if which else "else_branch"]
+        _, captures = _own_inputs(self.node)
+        scope = {n: read_now(self.p, queue, n) for n in captures}
+        shapes = BodyShapes()
+        shapes.run_body(graph, scope)([])
+        shapes.commit()
+        try:
+            self.branches[which] = b = self._plan(graph)
+        except NotLowerable as exc:
+            raise PlannedShapeError(f"node {self.node.name!r} (If): the branch taken has no device plan "
+                                    f"({exc})") from exc
+        return b
+
+    def run(self, queue: Any) -> None:
+        which = bool(_scalar(self.p, queue, self.cond))
+        b = self.branches[which] or self._plan_now(which, queue)
+        b.bind_captures(queue)
+        b.run(queue)
+        for inner, outer in zip(b.outputs, self.node.outputs):
+            if not outer:
+                continue
+            if b.plan.shape(inner) != self.p.shape(outer):
+                raise PlannedShapeError(f"node {self.node.name!r} (If): the branch taken gives {inner!r} shape "
+                                        f"{b.plan.shape(inner)}, planned {self.p.shape(outer)}")
+            copy(queue, self.p.buf(outer), b.buf(inner), self.p.nbytes(outer))
+
+    def host_nodes(self) -> list[Node]:
+        return [n for b in self.branches.values() if b is not None for n in b.host_nodes()]
+
+
+def lower_loop(node: Node, p: Plan) -> list[ControlStep]:
+    """Loop -> one LoopStep."""
+    return [LoopStep(node, p)]
+
+
+def lower_scan(node: Node, p: Plan) -> list[ControlStep]:
+    """Scan -> one ScanStep (opset 8 has a batch axis)."""
+    return [ScanStep(node, p, opset8=p.graph.opset < 9)]
+
+
+def lower_if(node: Node, p: Plan) -> list[ControlStep]:
+    """If -> one IfStep."""
+    return [IfStep(node, p)]
+
+
+LOWER = {"If": lower_if, "Loop": lower_loop, "Scan": lower_scan}
