@@ -69,6 +69,7 @@ def measure(path: Path, device: str, program_file: str, runs: int, warmup: int, 
     out = {}
     for name, sess in sessions.items():
         rt = sess.runtime
+        rt.profiling = True
         rt.run(feed)
         device_ms = sum(row[3] for row in rt.node_times()) * 1e3
         out[name] = {"median_ms": float(np.median(times[name])) * 1e3,

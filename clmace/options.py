@@ -29,6 +29,7 @@ class SessionOptions:
     sign_key: str | os.PathLike | None = None  # private key that signs what the session saves
     fp16_without_extension: bool = False  # half storage without cl_khr_fp16 (vload_half/vstore_half)
     tuned: bool = True  # use the tuned records of the program file
+    enable_profiling: bool = False  # OpenCL: keep per-launch timings of every run (profile_table); costs host time
     variants: Mapping[str, str] | None = None  # {kernel family: variant} forced (tests, experiments)
 
     def __post_init__(self) -> None:
@@ -38,7 +39,7 @@ class SessionOptions:
             raise ConfigError(f"unknown device {device!r}; expected 'cpu', 'opencl', 'gpu' or 'opencl:N'{hint}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision {self.precision!r}: expected one of {list(PRECISIONS)}")
-        for name in ("strict", "allow_cpu_fallback", "fp16_without_extension", "tuned"):
+        for name in ("strict", "allow_cpu_fallback", "fp16_without_extension", "tuned", "enable_profiling"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"option {name}={getattr(self, name)!r}: expected True or False")
         if self.variants is not None and not isinstance(self.variants, Mapping):
@@ -63,5 +64,6 @@ class SessionOptions:
     def runtime_options(self) -> dict[str, Any]:
         """The options the OpenCL runtime takes."""
         return {"precision": self.precision, "strict": self.strict, "tuned": self.tuned,
+                "profiling": self.enable_profiling,
                 "fp16_without_extension": self.fp16_without_extension,
                 "variants": dict(self.variants) if self.variants else None}

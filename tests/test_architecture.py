@@ -104,9 +104,11 @@ def test_no_private_names_across_modules() -> None:
     ("clmace.ops", ("clmace.core", "clmace.ops")),
     ("clmace.core", ("clmace.core",)),
     ("clmace.frontend", ("clmace.core", "clmace.ops", "clmace.frontend")),
+    ("clmace.ray", ("clmace.core", "clmace.session", "clmace.ray")),
 ])
 def test_layers_import_only_what_is_below(package: str, allowed: tuple[str, ...]) -> None:
-    """Backends import only core and ops; the store only core; ops only core; the frontend only core and ops."""
+    """Backends import only core and ops; the store only core; ops only core; the frontend only core and ops;
+    the Ray layer only core and the session."""
     bad = sorted({(m, dep) for m in MODULES if m == package or m.startswith(package + ".")
                   for dep, _ in _imports(m)
                   if dep != "clmace" and not any(dep == a or dep.startswith(a + ".") for a in allowed)})

@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from clmace.cli.args import shape_arg
+from clmace.cli.batch import EXAMPLE as BATCH_EXAMPLE
+from clmace.cli.batch import register as register_batch
 from clmace.cli.tune import EXAMPLE as TUNE_EXAMPLE
 from clmace.cli.tune import add_tune_arguments, cmd_tune, run_tuning
 from clmace.cli.workflow import register as register_workflow
@@ -30,6 +32,7 @@ EXAMPLES = {
     "convert": "clmace convert model.onnx -o model.clmace --input-shape input=1,3,224,224\n"
                "  clmace convert --config deploy.yml -o build/",
     "info": "clmace info model.clmace\n  clmace info model.onnx --json",
+    "batch": BATCH_EXAMPLE,
     "ops": "clmace ops\n  clmace ops --suite --device opencl --op LSTM --op If",
     "run": "clmace run model.clmace --input input=random --out outputs/\n"
            "  clmace run model.onnx --input input=image.npy --device opencl --profile",
@@ -94,7 +97,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     start = time.perf_counter()
     sess = InferenceSession(args.model, device=args.device, input_shapes=shape_arg(args.input_shape) or None,
-                            precision=args.precision)
+                            precision=args.precision, enable_profiling=bool(args.profile))
     created = time.perf_counter() - start
     inputs = {v.name: v for v in sess.graph.inputs}
     rng = np.random.default_rng(args.seed)
@@ -324,6 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output (list)")
 
     register_workflow(sub, add)
+    register_batch(add)
     return parser
 
 

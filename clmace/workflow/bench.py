@@ -169,12 +169,16 @@ def opencl_profile(sess, feeds: Mapping[str, np.ndarray], repeats: int = 3) -> t
     if not hasattr(runtime, "node_times"):
         return None, runtime.profile_table() if hasattr(runtime, "profile_table") else None
     totals: dict[str, dict] = {}
-    for _ in range(repeats):
-        sess.run(None, feeds)
-        for node, op, where, seconds in runtime.node_times():  # one row per launch: a node may have several
-            rec = totals.setdefault(node, {"node": node, "op": op, "where": where, "ms": 0.0})
-            rec["ms"] += seconds * 1e3 / repeats
-    return list(totals.values()), runtime.profile_table()
+    profiling, runtime.profiling = runtime.profiling, True  # these runs keep their events
+    try:
+        for _ in range(repeats):
+            sess.run(None, feeds)
+            for node, op, where, seconds in runtime.node_times():  # one row per launch: a node may have several
+                rec = totals.setdefault(node, {"node": node, "op": op, "where": where, "ms": 0.0})
+                rec["ms"] += seconds * 1e3 / repeats
+        return list(totals.values()), runtime.profile_table()
+    finally:
+        runtime.profiling = profiling
 
 
 def profile_summary(records: Sequence[dict], top: int = 15) -> dict:

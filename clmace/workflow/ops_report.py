@@ -15,7 +15,9 @@ class OpRow:
 
     op: str
     since: list[int]
-    opencl: str  # "kernel", "view" (no launch), or "host" (runs in NumPy inside an OpenCL plan)
+    # "kernel", "view" (no launch), "bodies" (control flow: its bodies run as device plans) or "host" (runs in
+    # NumPy inside an OpenCL plan)
+    opencl: str
     suite: dict[str, int] = field(default_factory=dict)  # outcome -> cases
 
     def as_dict(self) -> dict:
@@ -25,13 +27,15 @@ class OpRow:
 
 def coverage() -> list[OpRow]:
     """Every registered op, sorted by name."""
+    from clmace.backends.opencl.lower.control import LOWER as CONTROL
     from clmace.backends.opencl.plan.schedule import VIEW_OPS
     from clmace.backends.opencl.runtime import LOWERINGS
     from clmace.ops import REGISTRY
 
     rows = []
     for op in REGISTRY.supported():
-        status = "view" if op in VIEW_OPS else "kernel" if op in LOWERINGS else "host"
+        status = ("view" if op in VIEW_OPS else "bodies" if op in CONTROL else "kernel" if op in LOWERINGS
+                  else "host")
         rows.append(OpRow(op, REGISTRY.versions(op), status))
     return rows
 
@@ -107,7 +111,7 @@ def render(rows: list[OpRow], with_suite: bool) -> str:
             s = r.suite
             line += f"  {s.get('passed', 0)}/{s.get('failed', 0)}/{s.get('error', 0)}" if s else "  -"
         lines.append(line)
-    kinds = {k: sum(1 for r in rows if r.opencl == k) for k in ("kernel", "view", "host")}
+    kinds = {k: sum(1 for r in rows if r.opencl == k) for k in ("kernel", "view", "bodies", "host")}
     lines.append(f"{len(rows)} ops; on OpenCL: {kinds['kernel']} with kernels, {kinds['view']} views, "
-                 f"{kinds['host']} on the host")
+                 f"{kinds['bodies']} control flow with device-planned bodies, {kinds['host']} on the host")
     return "\n".join(lines)

@@ -12,7 +12,7 @@ from clmace import InferenceSession
 from clmace.backends.opencl import OpenCLRuntime, list_devices
 from clmace.backends.opencl import discovery as device
 from clmace.core import drivers
-from clmace.core.errors import DeviceError, UnsupportedOpError
+from clmace.core.errors import DeviceError, ModelError, UnsupportedOpError
 from clmace.frontend.convert import build_graph
 from tests.opencl.conftest import compare, make_model, runtime_of
 
@@ -50,6 +50,12 @@ def test_intermediate_outputs_and_profile() -> None:
         warnings.simplefilter("ignore")
         a, y = sess.run(["a", "y"], {"x": x})
     np.testing.assert_allclose(a, np.maximum(x, 0))
+    with pytest.raises(ModelError, match="enable_profiling=True"):
+        sess.profile_table()  # plain runs keep no events (their launches cost the host less)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sess = InferenceSession(fallback_model(), device="opencl", strict=False, enable_profiling=True)
+        sess.run(["a", "y"], {"x": x})
     table = sess.profile_table()
     assert "end-to-end" in table and "Hardmax" in table and "Relu" in table
 

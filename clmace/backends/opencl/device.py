@@ -81,8 +81,12 @@ def program_binary(program: Any, device: Any) -> bytes:
 class DeviceHandle:
     """One device in use: context, queue and program cache; builds each distinct (file, options) once."""
 
-    def __init__(self, device: Any, context: Any, queue: Any, cache: ProgramCache | None = None) -> None:
+    def __init__(self, device: Any, context: Any, queue: Any, cache: ProgramCache | None = None,
+                 run_queue: Any = None) -> None:
         self.device, self.context, self.queue = device, context, queue
+        # Runs that keep no profiling events go to a queue without profiling: a launch there costs the host
+        # ~10 us instead of ~16 us on NVIDIA's driver (bench/launch_cost.py, H200).
+        self.run_queue = run_queue if run_queue is not None else queue
         # Weak: the shared-handle table is keyed by the cache, and a strong reference would keep it alive.
         self._cache = weakref.ref(cache) if cache is not None else None
         self._programs: dict[ProgramId, Any] = {}
@@ -144,7 +148,7 @@ class DeviceHandle:
     def child(self) -> DeviceHandle:
         """A handle without a cache that starts with this one's programs (the tuner's trial variants are
         built through it, so only the variants a plan uses reach the compiled-program file)."""
-        child = DeviceHandle(self.device, self.context, self.queue, None)
+        child = DeviceHandle(self.device, self.context, self.queue, None, self.run_queue)
         with self._lock:
             child._programs.update(self._programs)
         return child
@@ -159,21 +163,22 @@ class DeviceHandle:
         return [describe_key(k) for k in self._programs]
 
 
-# One context and queue per device for the process (creating one costs ~100 ms; drivers keep them anyway).
-_CONTEXTS: dict[int, tuple[Any, Any]] = {}
+# One context and its queues per device for the process (creating one costs ~100 ms; drivers keep them anyway).
+_CONTEXTS: dict[int, tuple[Any, Any, Any]] = {}
 # Handles per (program cache, context): keyed weakly by the cache, so a dropped session's cache, handle and
 # programs go with it; sessions without a cache share one handle per context while any of their runtimes lives.
 _HANDLES: weakref.WeakKeyDictionary[Any, dict[int, DeviceHandle]] = weakref.WeakKeyDictionary()
 _CACHELESS: weakref.WeakValueDictionary[int, DeviceHandle] = weakref.WeakValueDictionary()
 
 
-def create_context(device: Any) -> tuple[Any, Any]:
-    """A context on device and an in-order queue with profiling enabled."""
+def create_context(device: Any) -> tuple[Any, Any, Any]:
+    """A context on device, an in-order queue with profiling enabled (uploads, tuning, profiled runs) and one
+    without (plain runs)."""
     import pyopencl as cl
 
     context = cl.Context([device])
     queue = cl.CommandQueue(context, device, properties=cl.command_queue_properties.PROFILING_ENABLE)
-    return context, queue
+    return context, queue, cl.CommandQueue(context, device)
 
 
 def shared_handle(device: Any, cache: ProgramCache | None = None) -> DeviceHandle:
@@ -181,12 +186,12 @@ def shared_handle(device: Any, cache: ProgramCache | None = None) -> DeviceHandl
     dev = int(device.int_ptr)
     if dev not in _CONTEXTS:
         _CONTEXTS[dev] = create_context(device)
-    context, queue = _CONTEXTS[dev]
+    context, queue, run_queue = _CONTEXTS[dev]
     per_context: Any = _CACHELESS if cache is None else _HANDLES.setdefault(cache, {})
     ctx = int(context.int_ptr)
     handle = per_context.get(ctx)
     if handle is None:
-        handle = per_context[ctx] = DeviceHandle(device, context, queue, cache)
+        handle = per_context[ctx] = DeviceHandle(device, context, queue, cache, run_queue)
     return handle
 
 

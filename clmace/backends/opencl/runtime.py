@@ -37,6 +37,9 @@ OPTIONS = {
     "fp16_without_extension": False,
     # Use the tuned records of the program store (variants and local sizes); False: device defaults only.
     "tuned": True,
+    # Keep every launch's profiling event (node_times, profile_table); off: runs go to a queue without
+    # profiling, which costs the host less per launch.
+    "profiling": False,
     # {family: variant name} forced for every launch of that family (tests, experiments), e.g.
     # {"conv1x1": "tiled_32x32"}; families: conv1x1, conv_dw, conv_general, gemm, matmul.
     "variants": None,
@@ -87,6 +90,7 @@ class OpenCLRuntime:
         self.device_info: DeviceInfo = describe(device_index(self._device), self._device)
         check_precision(self.device_info, precision, opts["fp16_without_extension"])
         self.handle = shared_handle(self._device, program_store)
+        self.profiling = bool(opts["profiling"])  # may be switched per run (the tuner, bench's profile)
         self.context, self.queue = self.handle.context, self.handle.queue
         self.plan = Plan(graph, self.handle, LOWERINGS,
                          half=precision == "fp16", tuned=opts["tuned"], variants=opts["variants"])
@@ -123,7 +127,8 @@ class OpenCLRuntime:
     def _run(self, feeds: Mapping[str, np.ndarray], outputs: Sequence[str] | None) -> dict[str, np.ndarray]:
         import pyopencl as cl
 
-        plan, queue = self.plan, self.queue
+        plan, profiling = self.plan, self.profiling
+        queue = self.queue if profiling else self.handle.run_queue
         wanted = list(outputs) if outputs is not None else self.graph.output_names()
         early = self._early_reads(wanted)
         start = time.perf_counter()
@@ -149,16 +154,18 @@ class OpenCLRuntime:
                 step.run(queue)
                 self._host_times[i] = time.perf_counter() - t0  # wall time of its bodies' runs
                 events.append(None)
-            else:
+            elif profiling:
                 events.append(enqueue(queue, *step))
+            else:
+                enqueue(queue, *step)
             for name in early.get(i, ()):
-                results[name] = self._read(name)
+                results[name] = read(plan, queue, name)
         for name in wanted:
             if name not in results:
-                results[name] = self._read(name)
+                results[name] = read(plan, queue, name)
         queue.finish()
         self._last_wall = time.perf_counter() - start
-        self._events = events
+        self._events = events if profiling else []
         del keep
         return {name: self._to_graph_dtype(name, results[name]) for name in wanted}
 
@@ -195,16 +202,17 @@ class OpenCLRuntime:
             early.setdefault(self._writer[root], []).append(name)
         return early
 
-    def _read(self, name: str) -> np.ndarray:
-        return read(self.plan, self.queue, name)
-
     def _to_graph_dtype(self, name: str, arr: np.ndarray) -> np.ndarray:
         return in_graph_dtype(self.plan, name, arr)
 
     # --- reports -------------------------------------------------------------------------------
     def profile_run(self, feeds: Mapping[str, np.ndarray]) -> str:
-        """Run once and return the per-node timing table."""
-        self.run(feeds)
+        """Run once with profiling and return the per-node timing table."""
+        profiling, self.profiling = self.profiling, True
+        try:
+            self.run(feeds)
+        finally:
+            self.profiling = profiling
         return self.profile_table()
 
     def node_times(self) -> list[tuple[str, str, str, float]]:
@@ -227,7 +235,8 @@ class OpenCLRuntime:
     def profile_table(self, top: int = 15) -> str:
         """Top nodes of the last run by time, their share, and the end-to-end latency."""
         if not self._events:
-            raise ModelError("no run to profile yet: call run() (or profile_run(feeds)) first")
+            raise ModelError("no profiled run yet: create the session with enable_profiling=True, or call "
+                             "profile_run(feeds)")
         return format_profile(self.node_times(), self._last_wall, self.device_info.name, top)
 
     def node_devices(self) -> dict[str, str]:

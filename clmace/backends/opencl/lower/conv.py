@@ -50,11 +50,29 @@ def _planar(p: Plan, node: Node, w: np.ndarray | None) -> tuple[list[tuple[int, 
     return shapes, w.reshape(*w.shape[:2], 1, w.shape[2]), attrs
 
 
+def _column_as_row(shapes: list[tuple[int, ...]], w: np.ndarray, attrs: dict
+                   ) -> tuple[list[tuple[int, ...]], np.ndarray, dict]:
+    """A conv over a one-pixel-wide column (N, C, H, 1) with a (KH, 1) kernel, as the same conv over a row
+    (N, C, 1, H): the memory is the same, and the kernels vectorise along the width (one valid pixel of
+    eight otherwise: 1-D convs exported as 2-D, e.g. magika's)."""
+    (n, c, h, wd), (_, cout, oh, ow) = shapes
+    if not (wd == 1 and ow == 1 and w.shape[3] == 1 and h > 1):
+        return shapes, w, attrs
+    swapped = dict(attrs)
+    for name in ("strides", "dilations", "kernel_shape"):
+        if attrs.get(name) is not None:
+            swapped[name] = list(attrs[name])[::-1]
+    if attrs.get("pads") is not None:
+        top, left, bottom, right = attrs["pads"]
+        swapped["pads"] = [left, top, right, bottom]
+    return [(n, c, 1, h), (n, cout, 1, oh)], w.reshape(*w.shape[:2], 1, w.shape[2]), swapped
+
+
 def lower_conv(node: Node, p: Plan) -> list[Launch]:
     """Conv (1-D or 2-D): the pointwise, depthwise or general family, each with its variants
     (conv_variants.py)."""
     x, y = node.inputs[0], node.outputs[0]
-    (xshape, yshape), w, attrs = _planar(p, node, p.const(node.inputs[1]))
+    (xshape, yshape), w, attrs = _column_as_row(*_planar(p, node, p.const(node.inputs[1])))
     _float_check(p, node, [x, y])
     bias_name = node.inputs[2] if len(node.inputs) > 2 else ""
     bias = p.const(bias_name) if bias_name else np.zeros(w.shape[0], np.float32)

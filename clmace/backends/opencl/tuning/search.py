@@ -99,6 +99,7 @@ class Tuner:
                  timer: Timer | None = None, progress: Progress | None = None, save_every: float = 10.0,
                  generic: bool = True) -> None:
         self.rt, self.plan, self.queue = runtime, runtime.plan, runtime.queue
+        runtime.profiling = True  # the tuner reads the launches' times of its runs
         self.save, self.budget, self.seed = save, budget, seed
         self.repeats, self.hopeless, self.retune = max(2, repeats), hopeless, retune
         self.timer = timer or event_timer(self.queue)
