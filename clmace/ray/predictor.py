@@ -22,12 +22,14 @@ from clmace.ray.loading import RowLoader
 Batch = Mapping[str, Any]
 
 
-def _session_options(compiled_program: str | os.PathLike | bytes | None, merge_programs: bool,
+def _session_options(compiled_program: str | os.PathLike | bytes | bool | None, merge_programs: bool,
                      scratch: str) -> dict[str, Any]:
     """Where the session finds programs: the shared file read-only (bytes land in a private file first), or
     the shared file itself, written back under its lock, with merge_programs."""
     if compiled_program is None:
-        return {}
+        return {}  # the session's default cache
+    if compiled_program is False:
+        return {"compiled_program": False}  # no program file at all: compile from source
     if isinstance(compiled_program, (bytes, bytearray, memoryview)):
         path = os.path.join(scratch, "shared.clmace")
         atomic_write_bytes(path, bytes(compiled_program))
@@ -40,13 +42,15 @@ def _session_options(compiled_program: str | os.PathLike | bytes | None, merge_p
 class Predictor:
     """Runs a model over Ray Data batches (dicts of NumPy arrays or pandas frames); outputs become new columns.
 
-    model: an ONNX or converted-model path, or its bytes. columns: {model input: batch column} where they
+    model: an ONNX or converted-model path, or its bytes. compiled_program: a path or bytes (read-only), None
+    (the worker's default cache) or False (none: compile from source). columns: {model input: batch column} where they
     differ. outputs: the outputs to return (a list, or {output: column}); all by default. loader: decode a
     column of file paths (images, .npy) into the model's input first. Other keywords are InferenceSession
     options (device, precision, trusted_keys, ...).
     """
 
-    def __init__(self, model: str | os.PathLike | bytes, compiled_program: str | os.PathLike | bytes | None = None,
+    def __init__(self, model: str | os.PathLike | bytes,
+                 compiled_program: str | os.PathLike | bytes | bool | None = None,
                  *, device: str = "cpu", precision: str = "fp32", columns: Mapping[str, str] | None = None,
                  outputs: Sequence[str] | Mapping[str, str] | None = None, loader: RowLoader | None = None,
                  merge_programs: bool = False, **options: Any) -> None:

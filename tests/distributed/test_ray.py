@@ -39,7 +39,8 @@ def _tiny_model(path: str, batch: int | str = "N") -> str:
     nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]), helper.make_node("Relu", ["c"], ["r"]),
              helper.make_node("GlobalAveragePool", ["r"], ["g"]), helper.make_node("Flatten", ["g"], ["f"]),
              helper.make_node("MatMul", ["f", "fc"], ["logits"])]
-    graph = helper.make_graph(nodes, "tiny", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 16, 16])],
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 3, 16, 16])
+    graph = helper.make_graph(nodes, "tiny", [x],
                               [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, 5])],
                               [numpy_helper.from_array(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), "w"),
                                numpy_helper.from_array(rng.standard_normal((4, 5)).astype(np.float32), "fc")])

@@ -104,6 +104,7 @@ class OpenCLRuntime:
         self._lock = threading.Lock()
         self._host_times: dict[int, float] = {}
         self._last_wall = 0.0
+        self.enqueue_seconds = 0.0
         self.setup_seconds = time.perf_counter() - start
         log.info("OpenCL plan on %s: %d launches, %d programs, %.1f KiB arena, %.2f s", self.device_info.name,
                  len(self._steps), len(self.plan.program_keys), self.plan.arena_bytes / 1024, self.setup_seconds)
@@ -160,6 +161,7 @@ class OpenCLRuntime:
                 enqueue(queue, *step)
             for name in early.get(i, ()):
                 results[name] = read(plan, queue, name)
+        self.enqueue_seconds = time.perf_counter() - start  # host time to hand every step to the driver
         for name in wanted:
             if name not in results:
                 results[name] = read(plan, queue, name)
