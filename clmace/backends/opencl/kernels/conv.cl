@@ -89,7 +89,7 @@ __kernel void conv1x1(__global const T* restrict x, __global const T* restrict w
     for (int ci = 0; ci < cin; ci++) {
       const FPX xv = LDPX(xp, (size_t)ci * P);
 #pragma unroll
-      for (int j = 0; j < CB; j++) acc[j] = fma(xv, (FPX)(LD(wp, ci * CB + j)), acc[j]);
+      for (int j = 0; j < CB; j++) acc[j] = MULADD(xv, (FPX)(LD(wp, ci * CB + j)), acc[j]);
     }
 #pragma unroll
     for (int j = 0; j < CB; j++) {
@@ -107,7 +107,7 @@ __kernel void conv1x1(__global const T* restrict x, __global const T* restrict w
       for (int ci = 0; ci < cin; ci++) {
         const float xv = LD(xp, (size_t)ci * P + p);
 #pragma unroll
-        for (int j = 0; j < CB; j++) acc[j] = fma(xv, LD(wp, ci * CB + j), acc[j]);
+        for (int j = 0; j < CB; j++) acc[j] = MULADD(xv, LD(wp, ci * CB + j), acc[j]);
       }
       for (int j = 0; j < CB && cb * CB + j < cout; j++) {
         const size_t o = ybase + (size_t)j * P + p;
@@ -181,7 +181,7 @@ __kernel void conv_dw(__global const T* restrict x, __global const T* restrict w
             v = load_row16(row, ix, SW, W, true, 0);
           }
           if (!inside) v = select((float16)(0.0f), v, keep[kx]);
-          part[ky] = fma(v, (float16)(wk[ky * KW + kx]), part[ky]);
+          part[ky] = MULADD(v, (float16)(wk[ky * KW + kx]), part[ky]);
         }
       }
       float16 acc = (float16)(b);
@@ -237,14 +237,14 @@ __kernel void conv_general(__global const T* restrict x, __global const T* restr
         const int ix = ix0 + kx * DW;
         const float8 v = load_row8(row, ix, SW, W, inside, vec_ok);
         const float8 wv = LD8(wk, kx * 8);
-        acc[0] = fma(v, (float8)(wv.s0), acc[0]);
-        acc[1] = fma(v, (float8)(wv.s1), acc[1]);
-        acc[2] = fma(v, (float8)(wv.s2), acc[2]);
-        acc[3] = fma(v, (float8)(wv.s3), acc[3]);
-        acc[4] = fma(v, (float8)(wv.s4), acc[4]);
-        acc[5] = fma(v, (float8)(wv.s5), acc[5]);
-        acc[6] = fma(v, (float8)(wv.s6), acc[6]);
-        acc[7] = fma(v, (float8)(wv.s7), acc[7]);
+        acc[0] = MULADD(v, (float8)(wv.s0), acc[0]);
+        acc[1] = MULADD(v, (float8)(wv.s1), acc[1]);
+        acc[2] = MULADD(v, (float8)(wv.s2), acc[2]);
+        acc[3] = MULADD(v, (float8)(wv.s3), acc[3]);
+        acc[4] = MULADD(v, (float8)(wv.s4), acc[4]);
+        acc[5] = MULADD(v, (float8)(wv.s5), acc[5]);
+        acc[6] = MULADD(v, (float8)(wv.s6), acc[6]);
+        acc[7] = MULADD(v, (float8)(wv.s7), acc[7]);
       }
     }
   }

@@ -36,7 +36,7 @@ __kernel void conv1x1_pix(__global const T* restrict x, __global const T* restri
   for (int ci = 0; ci < cin; ci++) {
     const float xv = LD(xp, (size_t)ci * P);
 #pragma unroll
-    for (int j = 0; j < CB; j++) acc[j] = fma(xv, LD(wp, ci * CB + j), acc[j]);
+    for (int j = 0; j < CB; j++) acc[j] = MULADD(xv, LD(wp, ci * CB + j), acc[j]);
   }
   const size_t ybase = ((size_t)ng * cout + cb * CB) * P + p;
 #pragma unroll
@@ -79,7 +79,7 @@ __kernel void conv_dw_pix(__global const T* restrict x, __global const T* restri
       for (int l = 0; l < OPX; l++) {
         const int ix = (ox0 + l) * SW - pad_l + kx * dil_w;
         const float v = (ix >= 0 && ix < W) ? LD(row, ix) : 0.0f;
-        acc[l] = fma(v, wv, acc[l]);
+        acc[l] = MULADD(v, wv, acc[l]);
       }
     }
   }
@@ -124,7 +124,7 @@ __kernel void conv_general_pix(__global const T* restrict x, __global const T* r
         if (ix < 0 || ix >= W) continue;
         const float v = LD(row, ix);
 #pragma unroll
-        for (int j = 0; j < CB; j++) acc[j] = fma(v, LD(wr, kx * CB + j), acc[j]);
+        for (int j = 0; j < CB; j++) acc[j] = MULADD(v, LD(wr, kx * CB + j), acc[j]);
       }
     }
   }
@@ -210,7 +210,7 @@ void conv_tiled(__global const T* restrict x, __global const T* restrict wt, __g
 #pragma unroll
       for (int i = 0; i < WM; i++)
 #pragma unroll
-        for (int j = 0; j < WN; j++) acc[i][j] = fma(a[i], b[j], acc[i][j]);
+        for (int j = 0; j < WN; j++) acc[i][j] = MULADD(a[i], b[j], acc[i][j]);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
   }

@@ -36,7 +36,7 @@ __kernel void gemm_packed(__global const T* restrict a, __global const T* restri
     const float16 bv = LD16(bcol, k * 16);
     const size_t ak = (size_t)k * sak;
 #pragma unroll
-    for (int i = 0; i < GM; i++) acc[i] = fma((float16)(LD(ar[i], ak)), bv, acc[i]);
+    for (int i = 0; i < GM; i++) acc[i] = MULADD((float16)(LD(ar[i], ak)), bv, acc[i]);
   }
   for (int i = 0; i < GM && m0 + i < M; i++) {
     const int m = m0 + i;
@@ -76,7 +76,7 @@ __kernel void matmul(__global const T* restrict a, __global const T* restrict b,
     for (int i = 0; i < MR; i++) av[i] = LD(ab, (size_t)rows[i] * sam + (size_t)k * sak);
     for (int j = 0; j < NR; j++) bv[j] = LD(bb, (size_t)k * sbk + (size_t)cols[j] * sbn);
     for (int i = 0; i < MR; i++)
-      for (int j = 0; j < NR; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+      for (int j = 0; j < NR; j++) acc[i][j] = MULADD(av[i], bv[j], acc[i][j]);
   }
   __global T* yb = y + (size_t)bi * M * N;
   for (int i = 0; i < MR && m0 + i < M; i++)
@@ -106,7 +106,7 @@ __kernel void gemm_col(__global const T* restrict a, __global const T* restrict 
     const float bv = LD(bcol, k * 16);
     const size_t ak = (size_t)k * sak;
 #pragma unroll
-    for (int i = 0; i < GM; i++) acc[i] = fma(LD(ar[i], ak), bv, acc[i]);
+    for (int i = 0; i < GM; i++) acc[i] = MULADD(LD(ar[i], ak), bv, acc[i]);
   }
 #pragma unroll
   for (int i = 0; i < GM; i++) {
@@ -167,7 +167,7 @@ void gemm_tiled(__global const T* restrict a, __global const T* restrict b, __gl
 #pragma unroll
       for (int i = 0; i < WM; i++)
 #pragma unroll
-        for (int j = 0; j < WN; j++) acc[i][j] = fma(av[i], bv[j], acc[i][j]);
+        for (int j = 0; j < WN; j++) acc[i][j] = MULADD(av[i], bv[j], acc[i][j]);
     }
     barrier(CLK_LOCAL_MEM_FENCE);
   }
@@ -203,7 +203,7 @@ void gemm_ksplit(__global const T* restrict a, __global const T* restrict b, __g
   const bool live = n < N && m < M;  // no early return: every work-item reaches the barrier
   float acc = 0.0f;
   if (live) {
-    for (int k = ty; k < K; k += KS) acc = fma(LD(a, (size_t)m * sam + (size_t)k * sak), LD(b, (size_t)k * N + n), acc);
+    for (int k = ty; k < K; k += KS) acc = MULADD(LD(a, (size_t)m * sam + (size_t)k * sak), LD(b, (size_t)k * N + n), acc);
   }
   part[ty][tx] = acc;
   barrier(CLK_LOCAL_MEM_FENCE);
