@@ -14,6 +14,7 @@ import numpy as np
 from clmace.backends.opencl.device import shared_handle
 from clmace.backends.opencl.discovery import DeviceInfo, describe, device_index, select_device
 from clmace.backends.opencl.execute import in_graph_dtype, read, run_host
+from clmace.backends.opencl.lower import chain as ops_chain
 from clmace.backends.opencl.lower import control as ops_control
 from clmace.backends.opencl.lower import conv as ops_conv
 from clmace.backends.opencl.lower import data as ops_data
@@ -22,6 +23,7 @@ from clmace.backends.opencl.lower import gemm as ops_gemm
 from clmace.backends.opencl.lower import recurrent as ops_recurrent
 from clmace.backends.opencl.lower import reduce as ops_reduce
 from clmace.backends.opencl.lower import resize as ops_resize
+from clmace.backends.opencl.plan.fusion import CHAIN_OP
 from clmace.backends.opencl.plan.schedule import ControlStep, HostStep, Launch, Plan
 from clmace.backends.opencl.profile import format_profile
 from clmace.backends.opencl.programs import describe_key
@@ -31,7 +33,7 @@ from clmace.core.ir import Graph
 log = logging.getLogger("clmace.opencl")
 
 LOWERINGS = {**ops_eltwise.LOWER, **ops_data.LOWER, **ops_reduce.LOWER, **ops_gemm.LOWER, **ops_conv.LOWER,
-             **ops_recurrent.LOWER, **ops_resize.LOWER, **ops_control.LOWER}
+             **ops_recurrent.LOWER, **ops_resize.LOWER, **ops_control.LOWER, **ops_chain.LOWER}
 OPTIONS = {
     # Half storage through vload_half/vstore_half (core OpenCL) on devices without cl_khr_fp16.
     "fp16_without_extension": False,
@@ -49,7 +51,8 @@ OPTIONS = {
 def _label(node: Any, plan: Plan) -> str:
     """Op type with what was fused into it, e.g. Conv+Clip+Add+Relu."""
     own = f"+{node.attrs['activation']}" if node.attrs.get("activation") else ""
-    return node.op_type + own + plan.epilogue(node).label()
+    op = node.attrs["ops"] if node.op_type == CHAIN_OP else node.op_type
+    return op + own + plan.epilogue(node).label()
 
 
 def device_info(device: str) -> DeviceInfo:

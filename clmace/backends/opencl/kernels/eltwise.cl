@@ -199,3 +199,29 @@ __kernel void binary(__global const T* restrict a, __global const T* restrict b,
   STORE(y, i, BINARY(va, vb));
 }
 #endif
+
+#ifdef CHAIN
+// A generated chain of element-wise ops (lower/chain.py): CHAIN_BODY assigns t[0..CHAIN_N-1] from the inputs
+// x0..x7, loaded at this element (LD(xk,i)), at element 0, or through broadcast strides (OFF(j): meta holds
+// the output's 6 dims, then 6 strides per broadcast input); the last temporary is the result.
+#define OFF(j) (c[0] * meta[6 + 6 * (j)] + c[1] * meta[7 + 6 * (j)] + c[2] * meta[8 + 6 * (j)] + \
+                c[3] * meta[9 + 6 * (j)] + c[4] * meta[10 + 6 * (j)] + c[5] * meta[11 + 6 * (j)])
+__kernel void chain(__global const T* x0, __global const T* x1, __global const T* x2, __global const T* x3,
+                    __global const T* x4, __global const T* x5, __global const T* x6, __global const T* x7,
+                    __global T* y, __global const int* meta, int n)
+{
+  const int i = get_global_id(0);
+  if (i >= n) return;
+#ifdef CHAIN_STRIDED
+  int c[6];
+  int rem = i;
+  for (int d = 5; d >= 0; d--) {
+    c[d] = rem % meta[d];
+    rem /= meta[d];
+  }
+#endif
+  float t[CHAIN_N];
+  CHAIN_BODY
+  ST(y, i, t[CHAIN_N - 1]);
+}
+#endif

@@ -1,4 +1,5 @@
-"""Plan-level fusions the OpenCL kernels can absorb: Pad->Conv, Conv->Add(->act), MatMul->Add(bias)(->act).
+"""Plan-level fusions the OpenCL kernels can absorb: Pad->Conv, Conv->Add(->act), MatMul->Add(bias)(->act), and
+chains of element-wise ops of one shape, which become one generated kernel (an ElementwiseChain node).
 
 The decisions are the backend's own data (an Epilogue per node), never IR node attributes: a fused node that
 ends up on the host runs its NumPy op and then the epilogue (epilogue.apply), so the IR stays plain ONNX.
@@ -7,14 +8,20 @@ ends up on the host runs its NumPy op and then the epilogue (epilogue.apply), so
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from clmace.backends.opencl import expr
 from clmace.core.ir import Graph, Node
 from clmace.ops.activation import activation_spec as fused_activation
 
 Activation = tuple[str, tuple[float, ...]]
+# The backend's own node: element-wise nodes computed by one generated kernel (attrs["members"], in order).
+CHAIN_OP, CHAIN_DOMAIN = "ElementwiseChain", "clmace.opencl"
+MAX_CHAIN_INPUTS = 8  # buffers the chain kernel takes
+MAX_CHAIN_NODES = 32
 
 
 @dataclass(frozen=True)
@@ -181,6 +188,82 @@ def fuse_matmul_bias(graph: Graph, nodes: list[Node], fused: dict[str, str],
             idx = _Index(graph, nodes)
 
 
+def _chain_from(graph: Graph, idx: _Index, last: Node, taken: set[int]) -> list[Node]:
+    """The element-wise nodes that only feed `last` (through each other), of its output's shape and type."""
+    shape = _shape(graph, last.outputs[0])
+    group = [last]
+    grew = True
+    while grew and len(group) < MAX_CHAIN_NODES:
+        grew = False
+        members = {id(n) for n in group}
+        for node in list(group):
+            for name in expr.operands(graph, node):
+                made = idx.producer.get(name)
+                if made is None or id(made) in members or id(made) in taken or not _chainable(graph, made, shape):
+                    continue
+                if name in idx.outputs or any(id(u) not in members for u in idx.users.get(name, [])):
+                    continue  # read outside the chain: it needs its own storage
+                group.append(made)
+                members.add(id(made))
+                grew = True
+    outside = {i for n in group for i in expr.operands(graph, n)} - {n.outputs[0] for n in group}
+    if len(outside) > MAX_CHAIN_INPUTS:
+        return [last]
+    return sorted(group, key=lambda n: idx.pos[id(n)])
+
+
+def _chainable(graph: Graph, node: Node, shape: tuple | None) -> bool:
+    out = node.outputs[0] if node.outputs else ""
+    info = graph.values.get(out)
+    return (shape is not None and expr.supported(graph, node) and info is not None and info.dtype == np.float32
+            and _shape(graph, out) == shape
+            and all(graph.values[i].dtype == np.float32 if i in graph.values else
+                    graph.initializers[i].dtype == np.float32 for i in expr.operands(graph, node)))
+
+
+def fuse_chains(graph: Graph, nodes: list[Node], fused: dict[str, str]) -> None:
+    """Replace each chain of two or more element-wise float ops of one shape, whose intermediates nothing else
+    reads, by one ElementwiseChain node (one launch, no intermediate tensors)."""
+    idx = _Index(graph, nodes)
+    taken: set[int] = set()
+    chains: list[tuple[Node, list[Node]]] = []
+    for last in reversed(nodes):
+        if id(last) in taken or not _chainable(graph, last, _shape(graph, last.outputs[0]) if last.outputs else None):
+            continue
+        group = _chain_from(graph, idx, last, taken)
+        if len(group) < 2:
+            continue
+        taken.update(id(n) for n in group)
+        chains.append((last, group))
+    for last, group in chains:
+        outputs = {n.outputs[0] for n in group}
+        inputs = list(dict.fromkeys(i for n in group for i in expr.operands(graph, n) if i not in outputs))
+        chain = Node(last.name, CHAIN_OP, inputs, list(last.outputs),
+                     {"members": group, "ops": "+".join(n.op_type for n in group)}, CHAIN_DOMAIN)
+        nodes[nodes.index(last)] = chain
+        for node in group:
+            if node is not last:
+                nodes.remove(node)
+                fused[node.name] = last.name
+
+
+def chain_host_fn(graph: Graph, chain: Node) -> Callable[..., np.ndarray]:
+    """The chain computed by its members' NumPy ops (when its kernel cannot be built)."""
+    from clmace.ops import REGISTRY
+    from clmace.ops.call import call_node, resolve
+
+    members = chain.attrs["members"]
+    fns = [resolve(REGISTRY, m, graph.opset) for m in members]
+
+    def run(*args: np.ndarray, **_attrs: object) -> np.ndarray:
+        env = {**graph.initializers, **dict(zip(chain.inputs, args))}
+        for member, fn in zip(members, fns):
+            env[member.outputs[0]] = call_node(fn, member, [env[i] if i else None for i in member.inputs])[0]
+        return env[chain.outputs[0]]
+
+    return run
+
+
 def fuse_for_opencl(graph: Graph) -> tuple[list[Node], dict[str, str], dict[str, Epilogue]]:
     """Edited copies of the graph's nodes, {fused-away node: node that now does its work}, and the epilogue
     each node that absorbed others must apply."""
@@ -190,4 +273,5 @@ def fuse_for_opencl(graph: Graph) -> tuple[list[Node], dict[str, str], dict[str,
     fuse_pad_conv(graph, nodes, fused)
     fuse_residual(graph, nodes, fused, epilogues)
     fuse_matmul_bias(graph, nodes, fused, epilogues)
+    fuse_chains(graph, nodes, fused)
     return nodes, fused, epilogues

@@ -14,7 +14,7 @@ import numpy as np
 from clmace.backends.opencl.device import DeviceHandle
 from clmace.backends.opencl.plan import variants as tv
 from clmace.backends.opencl.plan.arena import SLACK, Block, align, live_peak, plan_slots
-from clmace.backends.opencl.plan.fusion import Epilogue, fuse_for_opencl
+from clmace.backends.opencl.plan.fusion import CHAIN_DOMAIN, CHAIN_OP, Epilogue, chain_host_fn, fuse_for_opencl
 from clmace.backends.opencl.plan.variants import (
     AUTO,
     Bound,
@@ -409,7 +409,7 @@ class Plan:
             if _is_view(node):
                 self.devices[node.name] = "view"
                 continue
-            fn = lowerings.get(node.op_type) if node.domain in ("", "ai.onnx") else None
+            fn = lowerings.get(node.op_type) if node.domain in ("", "ai.onnx", CHAIN_DOMAIN) else None
             reason = "no OpenCL kernel for this op"
             if fn is not None:
                 try:
@@ -420,7 +420,9 @@ class Plan:
                     continue
                 except NotLowerable as exc:
                     reason = str(exc)
-            self.steps.append(self._host_step(node, resolve(REGISTRY, node, self.graph.opset)))
+            host = chain_host_fn(self.graph, node) if node.op_type == CHAIN_OP else resolve(REGISTRY, node,
+                                                                                            self.graph.opset)
+            self.steps.append(self._host_step(node, host))
             self.devices[node.name] = "cpu"
             log.debug("node %s (%s) on the host: %s", node.name, node.op_type, reason)
         for name, into in self.fused.items():

@@ -1,0 +1,58 @@
+"""ElementwiseChain (plan/fusion.py) -> one generated kernel: each member's expression (expr.py) assigned to
+a temporary, the operands loaded at the element's offset (broadcast inputs through their strides, constant
+scalars as literals), the last temporary stored."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clmace.backends.opencl import expr
+from clmace.backends.opencl.lower.eltwise import broadcast_strides, dims6
+from clmace.backends.opencl.plan.fusion import CHAIN_OP, MAX_CHAIN_INPUTS
+from clmace.backends.opencl.plan.schedule import Launch, NotLowerable, Plan
+from clmace.core.ir import Node
+
+FILE = "eltwise.cl"
+
+
+def lower_chain(node: Node, p: Plan) -> list[Launch]:
+    """One launch over the chain's output elements."""
+    out = node.outputs[0]
+    shape = p.shape(out)
+    n = int(np.prod(shape, dtype=np.int64))
+    if p.dtype(out) != np.float32:
+        raise NotLowerable("element-wise chains of float32 values only")
+    operand: dict[str, str] = {}
+    buffers: list = []
+    meta = dims6(shape)
+    for name in node.inputs:
+        value = p.const(name)
+        if value is not None and value.size == 1:
+            operand[name] = expr.literal(value.reshape(-1)[0])
+            continue
+        if len(buffers) == MAX_CHAIN_INPUTS:
+            raise NotLowerable(f"a chain reading more than {MAX_CHAIN_INPUTS} tensors")
+        k = len(buffers)
+        buffers.append(p.buf(name))
+        size = int(np.prod(p.shape(name), dtype=np.int64))
+        if p.shape(name) == shape:
+            operand[name] = f"LD(x{k},i)"
+        elif size == 1:
+            operand[name] = f"LD(x{k},0)"
+        else:
+            operand[name] = f"LD(x{k},OFF({(len(meta) - 6) // 6}))"
+            meta += broadcast_strides(p.shape(name), shape)
+    body = []
+    for t, member in enumerate(node.attrs["members"]):
+        args = [operand[i] for i in expr.operands(p.graph, member)]
+        body.append(f"t[{t}]={expr.render(p.graph, member, args)};")
+        operand[member.outputs[0]] = f"t[{t}]"
+    defines = {**p.float_defines(out), "CHAIN": None, "CHAIN_N": len(body), "CHAIN_BODY": "".join(body)}
+    if len(meta) > 6:
+        defines["CHAIN_STRIDED"] = None
+    kern = p.kernel(FILE, "chain", defines)
+    pad = [p.buf(out)] * (MAX_CHAIN_INPUTS - len(buffers))  # unused inputs: any buffer
+    return p.launch(node, kern, [*buffers, *pad, p.buf(out), p.ints(meta), n], (n,), (64,))
+
+
+LOWER = {CHAIN_OP: lower_chain}

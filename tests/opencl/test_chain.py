@@ -1,0 +1,75 @@
+"""Element-wise chains: nodes of one shape whose intermediates nothing else reads run as one generated kernel,
+with the same outputs as onnxruntime; values read elsewhere stay stored."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from onnx import helper
+
+import clmace
+from clmace.backends.opencl.plan.fusion import CHAIN_OP, chain_host_fn
+from tests.onnx_build import ort_run
+from tests.opencl.conftest import make_model, runtime_of
+
+
+def _gelu_affine(extra_outputs: tuple[str, ...] = ()) -> object:
+    """y = gelu(x) * gamma + beta, GELU spelt out as exported models do; gamma per channel, beta per row."""
+    nodes = [helper.make_node("Div", ["x", "sq2"], ["d"]), helper.make_node("Erf", ["d"], ["e"]),
+             helper.make_node("Add", ["e", "one"], ["a"]), helper.make_node("Mul", ["x", "a"], ["m"]),
+             helper.make_node("Mul", ["m", "half"], ["g"]), helper.make_node("Mul", ["g", "gamma"], ["s"]),
+             helper.make_node("Add", ["s", "beta"], ["y"])]
+    rng = np.random.default_rng(0)
+    consts = [("sq2", np.array(1.4142135, np.float32)), ("one", np.array(1.0, np.float32)),
+              ("half", np.array(0.5, np.float32)), ("gamma", rng.random(8).astype(np.float32)),
+              ("beta", rng.random((1, 5, 1)).astype(np.float32))]
+    return make_model(nodes, [("x", [2, 5, 8])], ["y", *extra_outputs], consts)
+
+
+def _run(model, feeds, **options) -> clmace.InferenceSession:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sess = clmace.InferenceSession(model, device="opencl", **options)
+        got = sess.run(None, feeds)
+    for g, want in zip(got, ort_run(model, feeds), strict=True):
+        tol = 3e-3 if options.get("precision") == "fp16" else 2e-6
+        np.testing.assert_allclose(g, want, rtol=tol, atol=tol)
+    assert set(runtime_of(sess).node_devices().values()) <= {"opencl", "view"}
+    return sess
+
+
+def test_a_chain_with_broadcast_operands_is_one_launch() -> None:
+    x = np.random.default_rng(1).standard_normal((2, 5, 8)).astype(np.float32)
+    for options in ({}, {"precision": "fp16", "fp16_without_extension": True}):
+        plan = runtime_of(_run(_gelu_affine(), {"x": x}, **options)).plan
+        assert [n.op_type for n in plan.nodes] == [CHAIN_OP] and len(plan.steps) == 1
+        assert plan.nodes[0].attrs["ops"] == "Div+Erf+Add+Mul+Mul+Mul+Add"
+
+
+def test_a_value_read_elsewhere_ends_the_chain() -> None:
+    """'m' is also a graph output, so it keeps its storage: two chains around it."""
+    x = np.random.default_rng(2).standard_normal((2, 5, 8)).astype(np.float32)
+    plan = runtime_of(_run(_gelu_affine(("m",)), {"x": x})).plan
+    assert [n.op_type for n in plan.nodes] == [CHAIN_OP, CHAIN_OP]
+    assert plan.nodes[0].outputs == ["m"]
+
+
+def test_max_keeps_nan_and_clip_folds_its_bounds() -> None:
+    nodes = [helper.make_node("Max", ["x", "z"], ["a"]), helper.make_node("Clip", ["a", "lo", "hi"], ["y"])]
+    model = make_model(nodes, [("x", [4, 6]), ("z", [4, 6])], ["y"],
+                       [("lo", np.array(-0.5, np.float32)), ("hi", np.array(0.75, np.float32))])
+    x = np.random.default_rng(3).standard_normal((4, 6)).astype(np.float32)
+    z = np.random.default_rng(4).standard_normal((4, 6)).astype(np.float32)
+    x[0, 0], z[1, 1] = np.nan, np.nan
+    plan = runtime_of(_run(model, {"x": x, "z": z})).plan
+    assert [n.op_type for n in plan.nodes] == [CHAIN_OP]
+
+
+def test_the_host_form_of_a_chain_matches_its_kernel() -> None:
+    """A chain whose kernel cannot be built runs its members' NumPy ops instead: same values."""
+    x = np.random.default_rng(5).standard_normal((2, 5, 8)).astype(np.float32)
+    sess = _run(_gelu_affine(), {"x": x})
+    plan = runtime_of(sess).plan
+    host = chain_host_fn(plan.graph, plan.nodes[0])
+    np.testing.assert_allclose(host(x), sess.run(None, {"x": x})[0], rtol=2e-6, atol=2e-6)
