@@ -8,7 +8,7 @@ from collections.abc import Callable
 from clmace.core.ir import Graph
 from clmace.frontend.control import inline_constant_if
 from clmace.frontend.fold import fold_constants, remove_identity
-from clmace.frontend.fuse import fold_batchnorm, fuse_activation, fuse_bias
+from clmace.frontend.fuse import fold_batchnorm, fuse_activation, fuse_bias, recognize_hard_swish
 from clmace.frontend.graph_edit import remove_unused
 
 log = logging.getLogger("clmace.passes")
@@ -24,6 +24,7 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("inline_constant_if", inline_constant_if),
     ("fold_batchnorm", fold_batchnorm),
     ("fuse_bias", fuse_bias),
+    ("recognize_hard_swish", recognize_hard_swish),
     ("fuse_activation", fuse_activation),
     ("remove_unused", remove_unused),
 ]

@@ -207,3 +207,20 @@ def test_a_model_with_a_fixed_batch_runs_in_pieces(tmp_path) -> None:
     assert got["logits"].shape == (7, 5) and list(got["id"]) == list(range(7))
     want = np.concatenate([one.run(None, {"x": x[i:i + 1]})[0] for i in range(7)])
     np.testing.assert_allclose(got["logits"], want, rtol=1e-5, atol=1e-6)
+
+
+def test_a_worker_merges_what_it_compiled_into_the_shared_file(setup, tmp_path) -> None:
+    """merge_programs=True: a worker on a device the file lacks compiles and merges into it (under the store's
+    lock); a worker started later on that file compiles nothing."""
+    from tests.opencl_probe import require_device
+
+    require_device()
+    _, model, images, names = setup
+    shared = str(tmp_path / "shared.bin")
+    batch = {"path": np.array(names[:2])}
+    first = Predictor(model, shared, device="opencl", loader=RowLoader(root=images), merge_programs=True)
+    first(batch)
+    assert first.stats()["program_misses"] > 0 and os.path.getsize(shared) > 0
+    later = Predictor(model, shared, device="opencl", loader=RowLoader(root=images))
+    later(batch)
+    assert later.stats()["program_misses"] == 0 and later.stats()["program_hits"] > 0

@@ -62,6 +62,25 @@ def test_swish_and_bias_add_fused():
     _check(model, {"x": rng.standard_normal((2, 2, 11, 11)).astype(np.float32)}, {"Conv+Swish": 1}, 1)
 
 
+@pytest.mark.parametrize("opset,divide", [(11, True), (13, False), (9, True)])
+def test_spelt_out_hard_swish_becomes_a_fused_activation(opset, divide):
+    """Conv, then x * Clip(x + 3, 0, 6) / 6 (as Paddle and Keras export HardSwish; Clip bounds as inputs or,
+    before opset 11, attributes; / 6 or * 1/6) -> one Conv+HardSwish, at any opset."""
+    bounds = ["lo", "hi"] if opset >= 11 else []
+    clip_attrs = {} if opset >= 11 else {"min": 0.0, "max": 6.0}
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Add", ["c", "three"], ["a"]),
+             helper.make_node("Clip", ["a", *bounds], ["k"], **clip_attrs),
+             helper.make_node("Mul", ["k", "c"], ["m"]),
+             helper.make_node("Div" if divide else "Mul", ["m", "six" if divide else "sixth"], ["y"])]
+    inits = [("w", rng.standard_normal((4, 3, 3, 3)).astype(np.float32)), ("three", np.array(3, np.float32)),
+             ("six", np.array(6, np.float32)), ("sixth", np.array(1 / 6, np.float32))]
+    if opset >= 11:
+        inits += [("lo", np.array(0, np.float32)), ("hi", np.array(6, np.float32))]
+    model = make_model(nodes, [("x", [1, 3, 7, 7])], [("y", [1, 4, 7, 7])], inits, opset=opset)
+    _check(model, {"x": 2 * rng.standard_normal((1, 3, 7, 7)).astype(np.float32)}, {"Conv+HardSwish": 1}, 1)
+
+
 def test_gemm_bn_relu_fused():
     """Gemm(transB) -> BatchNormalization -> Relu becomes one Gemm+Relu."""
     nodes = [helper.make_node("Gemm", ["x", "w"], ["g"], transB=1, alpha=0.5),

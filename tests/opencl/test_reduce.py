@@ -114,3 +114,25 @@ def test_instance_and_group_norm_on_the_device(op, shape, groups, opset) -> None
     # Output shape given: ONNX shape inference leaves GroupNormalization's (a function op) unset.
     compare(onnx_build.make_model([node], [("x", list(shape))], [("y", list(shape))], [("s", scale), ("b", bias)],
                                   opset=opset))
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+@pytest.mark.parametrize("exclusive,reverse", [(0, 0), (1, 0), (0, 1), (1, 1)])
+def test_cumsum_on_the_device(axis, exclusive, reverse) -> None:
+    """CumSum along a constant axis, exclusive and reversed too, against onnxruntime."""
+    model = make_model([helper.make_node("CumSum", ["x", "axis"], ["y"], exclusive=exclusive, reverse=reverse)],
+                       [("x", [3, 4, 5])], ["y"], [("axis", np.array(axis, np.int64))])
+    x = np.random.default_rng(7).standard_normal((3, 4, 5)).astype(np.float32)
+    compare(model, {"x": x}, rtol=1e-5, atol=1e-5)
+    onnx_build.assert_close(clmace.InferenceSession(model, device="opencl").run(None, {"x": x})[0],
+                            onnx_build.ort_run(model, {"x": x})[0])
+
+
+@pytest.mark.parametrize("op", ["ArgMax", "ArgMin"])
+@pytest.mark.parametrize("last", [0, 1])
+def test_arg_extremes_with_ties_and_nan(op, last) -> None:
+    """Ties pick the first index (the last with select_last_index); a NaN wins, as NumPy's argmax."""
+    model = make_model([helper.make_node(op, ["x"], ["y"], axis=1, keepdims=0, select_last_index=last)],
+                       [("x", [3, 6])], ["y"])
+    x = np.array([[1, 5, 5, 2, 5, 0], [3, 3, 3, 3, 3, 3], [1, np.nan, 7, np.nan, -2, 9]], np.float32)
+    compare(model, {"x": x})

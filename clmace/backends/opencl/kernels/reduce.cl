@@ -138,3 +138,65 @@ __kernel void channel_affine(__global const T* restrict x, __global const T* res
   const int c = (i / inner) % C;
   ST(y, i, LD(x, i) * LD(scale, c) + LD(shift, c));
 }
+
+#ifdef ARG_REDUCE
+// ArgMax (-DARG_MAX) / ArgMin over the middle axis of [outer][D][inner] -> int64: the first extreme, or the
+// last with -DLAST; a NaN is the extreme (the first NaN, or the last with -DLAST), as NumPy's argmax.
+#ifdef ARG_MAX
+#define BETTER(v, best) ((v) > (best))
+#else
+#define BETTER(v, best) ((v) < (best))
+#endif
+#ifdef LAST
+#define TIE_WINS 1
+#else
+#define TIE_WINS 0
+#endif
+__kernel void arg_reduce(__global const T* restrict x, __global long* restrict y, int D, int inner, int n)
+{
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  const size_t base = (size_t)(i / inner) * D * inner + i % inner;
+  float best = LD(x, base);
+  long at = 0;
+  int nan_seen = best != best;
+  for (int d = 1; d < D; d++) {
+    const float v = LD(x, base + (size_t)d * inner);
+    if (v != v) {
+      if (!nan_seen || TIE_WINS) at = d;
+      nan_seen = 1;
+    } else if (!nan_seen && (BETTER(v, best) || (TIE_WINS && v == best))) {
+      best = v;
+      at = d;
+    }
+  }
+  y[i] = at;
+}
+#endif
+
+#ifdef CUMSUM
+// CumSum along the middle axis of [outer][D][inner]; -DEXCLUSIVE leaves each element out of its own sum,
+// -DREVERSE runs from the end.
+__kernel void cumsum(__global const T* restrict x, __global T* restrict y, int D, int inner, int n)
+{
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  const size_t base = (size_t)(i / inner) * D * inner + i % inner;
+  float acc = 0.0f;
+  for (int j = 0; j < D; j++) {
+#ifdef REVERSE
+    const size_t at = base + (size_t)(D - 1 - j) * inner;
+#else
+    const size_t at = base + (size_t)j * inner;
+#endif
+    const float v = LD(x, at);
+#ifdef EXCLUSIVE
+    ST(y, at, acc);
+    acc += v;
+#else
+    acc += v;
+    ST(y, at, acc);
+#endif
+  }
+}
+#endif

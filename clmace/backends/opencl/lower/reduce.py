@@ -190,7 +190,45 @@ def lower_batch_norm(node: Node, p: Plan) -> list[Launch]:
     return p.launch(node, kern, args, (n,), (64,))
 
 
-LOWER = {"MaxPool": lower_pool, "AveragePool": lower_pool, "GlobalAveragePool": lower_global_pool,
+def _middle(shape: tuple[int, ...], axis: int) -> tuple[int, int, int]:
+    """(D, inner, outer * inner) of shape seen as [outer][D][inner] around axis."""
+    d, inner = shape[axis], _size(shape[axis + 1:])
+    return d, inner, _size(shape) // max(d, 1)
+
+
+def lower_arg(node: Node, p: Plan) -> list[Launch]:
+    """ArgMax / ArgMin over float values: one work-item per output element walks the axis."""
+    x, y = node.inputs[0], node.outputs[0]
+    if p.dtype(x) not in (np.float32, np.float16):
+        raise NotLowerable(f"{node.op_type} on {p.dtype(x)} has no kernel")
+    shape = p.shape(x)
+    if not shape or 0 in shape:
+        raise NotLowerable(f"{node.op_type} of an empty or scalar tensor")
+    d, inner, n = _middle(shape, int(node.attrs.get("axis", 0)) % len(shape))
+    defines = {**p.float_defines(x), "ARG_REDUCE": None,
+               **({"ARG_MAX": None} if node.op_type == "ArgMax" else {}),
+               **({"LAST": None} if node.attrs.get("select_last_index", 0) else {})}
+    kern = p.kernel("reduce.cl", "arg_reduce", defines)
+    return p.launch(node, kern, [p.buf(x), p.buf(y), d, inner, n], (n,), (8,))
+
+
+def lower_cumsum(node: Node, p: Plan) -> list[Launch]:
+    """CumSum over float values along a constant axis: one work-item per line."""
+    _floats(p, node)
+    x, y = node.inputs[0], node.outputs[0]
+    axis_value = p.const(node.inputs[1])
+    shape = p.shape(x)
+    if axis_value is None or not shape:
+        raise NotLowerable("CumSum: axis computed at run time, or a scalar input")
+    d, inner, n = _middle(shape, int(axis_value.reshape(-1)[0]) % len(shape))
+    defines = {**p.float_defines(x), "CUMSUM": None, **({"EXCLUSIVE": None} if node.attrs.get("exclusive") else {}),
+               **({"REVERSE": None} if node.attrs.get("reverse") else {})}
+    kern = p.kernel("reduce.cl", "cumsum", defines)
+    return p.launch(node, kern, [p.buf(x), p.buf(y), d, inner, n], (n,), (8,))
+
+
+LOWER = {"MaxPool": lower_pool, "ArgMax": lower_arg, "ArgMin": lower_arg, "CumSum": lower_cumsum,
+         "AveragePool": lower_pool, "GlobalAveragePool": lower_global_pool,
          "GlobalMaxPool": lower_global_pool, "Softmax": lower_softmax, "LogSoftmax": lower_softmax,
          "LayerNormalization": lower_layer_norm, "BatchNormalization": lower_batch_norm,
          "InstanceNormalization": lower_group_norm, "GroupNormalization": lower_group_norm,
