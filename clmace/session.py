@@ -28,6 +28,15 @@ log = logging.getLogger("clmace.session")
 
 # Ops whose output shape depends on input values: a dry run's shapes are not theirs for every input.
 DATA_DEPENDENT = {"NonZero", "Unique", "NonMaxSuppression", "Compress", "TopK", "If", "Loop", "Scan"}
+# Inputs (op -> input positions) that decide output shapes or the constants a kernel is built with: a small
+# graph input read there (Resize scales, a Reshape target, Slice bounds, ...) gets a plan per value on OpenCL.
+_REDUCE = ("ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL1", "ReduceL2",
+           "ReduceSumSquare", "ReduceLogSum", "ReduceLogSumExp")
+SHAPE_SLOTS = {"Reshape": (1,), "Expand": (1,), "Tile": (1,), "Slice": (1, 2, 3, 4), "Pad": (1, 2, 3),
+               "Squeeze": (1,), "Unsqueeze": (1,), "Split": (1,), "Resize": (1, 2, 3), "Upsample": (1,),
+               "ConstantOfShape": (0,), "Range": (0, 1, 2), "OneHot": (1,), "CumSum": (1,),
+               **{op: (1,) for op in _REDUCE}}
+MAX_SHAPE_INPUT = 16  # elements: larger inputs are data, not parameters
 MAX_SHAPE_ROUNDS = 4  # dry run + fold rounds while folding inlines control-flow branches
 MAX_PLANS = 8  # plans kept per session, one per input shape (least recently used dropped first)
 _ONNX_TYPES = {"float32": "float", "float64": "double", "bool": "bool", "float16": "float16"}
@@ -299,26 +308,59 @@ class InferenceSession:
     def _plannable_now(self) -> bool:
         """True when every shape is known without running the model: planned at construction. Otherwise
         the first run() plans, with its inputs (a dry run on zeros would steer value-dependent shapes)."""
-        if self._has_control_flow or not all(v.is_static() for v in self.graph.inputs):
+        if self._has_control_flow or self._control_inputs() or not all(v.is_static() for v in self.graph.inputs):
             return False  # control flow: its bodies' shapes come from a dry run on the real inputs
         return all(n in self.graph.values and self.graph.values[n].is_static()
                    for node in self.graph.nodes for n in node.outputs if n)
 
-    def _control_values(self, feeds: Mapping[str, np.ndarray] | None) -> dict[str, int | bool]:
-        """The values of the scalar integer inputs of a graph with control flow, on an OpenCL device: each
-        value gets a plan of its own in which the If nodes it decides are inlined (a sample rate, a mode)."""
+    def _control_values(self, feeds: Mapping[str, np.ndarray] | None) -> dict[str, Any]:
+        """The values of the control inputs, on an OpenCL device: each value gets a plan of its own in which
+        they are constants, so that the If nodes they decide are inlined (a sample rate, a mode) and the
+        shapes and kernel parameters they set are folded (Resize scales, a Reshape target)."""
         if feeds is None:
             return {}
-        return {name: np.asarray(feeds[name]).reshape(()).item() for name in self._control_inputs()}
+        values: dict[str, Any] = {}
+        for name in self._control_inputs():
+            arr = np.asarray(feeds[name])
+            values[name] = arr.reshape(()).item() if arr.size == 1 else tuple(arr.reshape(-1).tolist())
+        return values
 
     def _control_inputs(self) -> list[str]:
-        """Scalar integer or bool inputs of a graph with control flow, on an OpenCL device."""
-        if self.device == "cpu" or not self._has_control_flow:
+        """On an OpenCL device: scalar integer or bool inputs of a graph with control flow, and small inputs read
+        where ops take shapes or parameters (SHAPE_SLOTS)."""
+        if self.device == "cpu":
             return []
-        return [v.name for v in self.graph.inputs if v.dtype.kind in "iub" and v.shape is not None
-                and all(d == 1 for d in v.shape)]
+        slots = self._shape_sources()
+        names = []
+        for v in self.graph.inputs:
+            scalar = v.shape is not None and all(d == 1 for d in v.shape)
+            if self._has_control_flow and scalar and v.dtype.kind in "iub":
+                names.append(v.name)
+            elif v.name in slots and v.is_static() and v.dtype.kind in "iuf" \
+                    and int(np.prod(v.shape, dtype=np.int64)) <= MAX_SHAPE_INPUT:  # type: ignore[arg-type]
+                names.append(v.name)
+        return names
 
-    def _fix_control_inputs(self, graph: Graph, control: Mapping[str, int | bool]) -> None:
+    def _shape_sources(self) -> set[str]:
+        """Values read where ops take shapes or parameters (SHAPE_SLOTS), and the integer values those are
+        computed from (a size input -> Gather -> Range): the graph inputs among them are parameters."""
+        producers = self.graph.producers()
+        found = {node.inputs[i] for node in self.graph.nodes for i in SHAPE_SLOTS.get(node.op_type, ())
+                 if i < len(node.inputs) and node.inputs[i]}
+        todo = list(found)
+        while todo:
+            node = producers.get(todo.pop())
+            if node is None or node.op_type in ("Shape", "Size") or any(isinstance(a, Graph)
+                                                                          for a in node.attrs.values()):
+                continue  # Shape and Size read the shape of their input, not its values
+            for name in node.inputs:
+                info = self.graph.values.get(name)
+                if name and name not in found and info is not None and info.dtype.kind in "iu":
+                    found.add(name)
+                    todo.append(name)
+        return found
+
+    def _fix_control_inputs(self, graph: Graph, control: Mapping[str, Any]) -> None:
         """Make the graph read constants instead of these inputs, then fold and inline what they decide."""
         from clmace.frontend.graph_edit import add_initializer, replace_uses
         from clmace.frontend.passes import optimize

@@ -192,3 +192,24 @@ def test_an_if_on_data_runs_either_branch_on_the_device() -> None:
     x = np.random.default_rng(3).standard_normal((2, 5)).astype(np.float32)
     sess = _on_device(model, [{"x": abs(x)}, {"x": -abs(x)}, {"x": abs(x)}])
     assert len(sess._runtimes) == 1  # the other branch did not need another plan
+
+
+def test_an_if_inside_an_inlined_branch_reads_the_renamed_outer_value() -> None:
+    """The outer If (constant condition) is inlined, which renames its branch's values; the inner If (on data)
+    still reads them under the names its bodies use: its capture pairs map one to the other."""
+    def scaled(name: str, scale: float) -> object:
+        return helper.make_graph([helper.make_node("Mul", ["v", f"{name}_k"], [f"{name}_y"])], name, [],
+                                 [_vi(f"{name}_y", shape=[2, 5])],
+                                 [helper.make_tensor(f"{name}_k", TensorProto.FLOAT, [], [scale])])
+
+    then = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["v"]), helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+         helper.make_node("Greater", ["s", "zero"], ["c"]),
+         helper.make_node("If", ["c"], ["inner_y"], then_branch=scaled("a", 2.0), else_branch=scaled("b", -3.0))],
+        "outer_then", [], [_vi("inner_y", shape=[2, 5])])
+    other = helper.make_graph([helper.make_node("Neg", ["x"], ["o_y"])], "outer_else", [], [_vi("o_y", shape=[2, 5])])
+    nodes = [helper.make_node("If", ["yes"], ["y"], then_branch=then, else_branch=other)]
+    model = _model(nodes, [("x", [2, 5])], [("y", [2, 5])], [("yes", np.array(True)),
+                                                              ("zero", np.array(0, np.float32))])
+    x = np.random.default_rng(6).standard_normal((2, 5)).astype(np.float32)
+    _on_device(model, [{"x": abs(x)}, {"x": -abs(x)}])

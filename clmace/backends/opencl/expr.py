@@ -78,6 +78,19 @@ BINARY: dict[str, Render] = {
 }
 
 
+VARIADIC = ("Sum", "Mean", "Max", "Min")  # any number of operands (Max and Min also in BINARY)
+
+
+def _variadic(op: str, args: Sequence[str]) -> str:
+    if op in ("Sum", "Mean"):
+        total = "(" + "+".join(args) + ")"
+        return f"({total}/{literal(len(args))})" if op == "Mean" and len(args) > 1 else total
+    out = args[0]
+    for arg in args[1:]:
+        out = BINARY[op]([out, arg], {})
+    return out
+
+
 def _clip_bounds(graph: Graph, node: Node) -> tuple[float, float] | None:
     """Clip's bounds when they are constants (attributes before opset 11, inputs after)."""
     if graph.opset < 11:
@@ -107,6 +120,8 @@ def supported(graph: Graph, node: Node) -> bool:
         return False
     if node.op_type == "Clip":
         return _clip_bounds(graph, node) is not None
+    if node.op_type in VARIADIC:
+        return len(operands(graph, node)) >= 1
     arity = 1 if node.op_type in UNARY else 2 if node.op_type in BINARY else 0
     return bool(arity) and len(operands(graph, node)) == arity
 
@@ -117,5 +132,7 @@ def render(graph: Graph, node: Node, args: Sequence[str]) -> str:
         lo, hi = _clip_bounds(graph, node)  # type: ignore[misc]
         x, low, high = args[0], literal(lo), literal(hi)
         return f"({x}<{low}?{low}:({x}>{high}?{high}:{x}))"  # NaN stays NaN, as in onnxruntime
+    if node.op_type in VARIADIC:
+        return _variadic(node.op_type, args)
     table = UNARY if node.op_type in UNARY else BINARY
     return table[node.op_type](args, node.attrs)

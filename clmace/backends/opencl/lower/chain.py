@@ -7,8 +7,8 @@ from __future__ import annotations
 import numpy as np
 
 from clmace.backends.opencl import expr
-from clmace.backends.opencl.lower.eltwise import broadcast_strides, dims6
-from clmace.backends.opencl.plan.fusion import CHAIN_OP, MAX_CHAIN_INPUTS
+from clmace.backends.opencl.lower.eltwise import broadcast_strides, dims6, lower_binary
+from clmace.backends.opencl.plan.fusion import CHAIN_DOMAIN, CHAIN_OP, MAX_CHAIN_INPUTS
 from clmace.backends.opencl.plan.schedule import Launch, NotLowerable, Plan
 from clmace.core.ir import Node
 
@@ -55,4 +55,16 @@ def lower_chain(node: Node, p: Plan) -> list[Launch]:
     return p.launch(node, kern, [*buffers, *pad, p.buf(out), p.ints(meta), n], (n,), (64,))
 
 
-LOWER = {CHAIN_OP: lower_chain}
+def lower_variadic(node: Node, p: Plan) -> list[Launch]:
+    """Sum, Mean, Max, Min: two operands as the binary kernel, any other count as a one-node chain."""
+    inputs = [i for i in node.inputs if i]
+    if len(inputs) == 2:
+        return lower_binary(node, p)
+    if not expr.supported(p.graph, node) or any(p.dtype(i) != np.float32 for i in inputs):
+        raise NotLowerable(f"{node.op_type} of {len(inputs)} non-float32 inputs")
+    chain = Node(node.name, CHAIN_OP, list(dict.fromkeys(inputs)), list(node.outputs),
+                 {"members": [node], "ops": node.op_type}, CHAIN_DOMAIN)
+    return lower_chain(chain, p)
+
+
+LOWER = {CHAIN_OP: lower_chain, **{op: lower_variadic for op in expr.VARIADIC}}

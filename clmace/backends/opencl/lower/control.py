@@ -17,16 +17,20 @@ from clmace.core.ir import Graph, Node, ValueInfo
 from clmace.ops.call import BodyShapes
 
 
-def _own_inputs(node: Node) -> tuple[list[str], list[str]]:
-    """(the op's own inputs, the outer values its bodies read) of a control-flow node."""
+def _own_inputs(node: Node) -> tuple[list[str], list[tuple[str, str]]]:
+    """(the op's own inputs, (name in the bodies, outer value) of each value its bodies read from outside).
+    The names differ once an enclosing If was inlined: its values were renamed, the bodies' reads were not."""
     captures = list(node.attrs.get("captures", ()))
-    own = node.inputs[: len(node.inputs) - len(captures)] if captures else list(node.inputs)
-    return list(own), captures
+    if not captures:
+        return list(node.inputs), []
+    cut = len(node.inputs) - len(captures)
+    return list(node.inputs[:cut]), list(zip(captures, node.inputs[cut:]))
 
 
-def _body_plan(p: Plan, node: Node, body: Graph, shapes: Sequence[tuple[int, ...]]) -> tuple[Plan, list[str]]:
+def _body_plan(p: Plan, node: Node, body: Graph, shapes: Sequence[tuple[int, ...]]
+               ) -> tuple[Plan, list[tuple[str, str]]]:
     """A plan for body with its inputs of these shapes; the outer values it reads become extra inputs
-    (constants become its own), held for the whole body. Returns (plan, names of the captured inputs)."""
+    (constants become its own), held for the whole body. Returns (plan, (body input, outer value) pairs)."""
     _, captures = _own_inputs(node)
     values = dict(body.values)
     inputs = []
@@ -38,14 +42,14 @@ def _body_plan(p: Plan, node: Node, body: Graph, shapes: Sequence[tuple[int, ...
         inputs.append(ValueInfo(info.name, seen.dtype, tuple(shape)))
     initializers = dict(body.initializers)
     outer = []
-    for name in captures:
+    for inner, name in captures:
         value = p.const(name)
         if value is not None:
-            initializers[name] = value
+            initializers[inner] = value
         else:
-            values[name] = ValueInfo(name, p.dtype(name), p.shape(name))
-            inputs.append(values[name])
-            outer.append(name)
+            values[inner] = ValueInfo(inner, p.dtype(name), p.shape(name))
+            inputs.append(values[inner])
+            outer.append((inner, name))
     for info in inputs:
         values[info.name] = info
     used = {n for nd in body.nodes for n in (*nd.inputs, *nd.outputs) if n} | set(body.output_names())
@@ -81,7 +85,7 @@ class _Body:
         self.plan, self.outer = _body_plan(p, node, body, shapes)
         self.inputs = [v.name for v in body.inputs]
         self.outputs = body.output_names()
-        self.captured = [(self.plan.buf(n), p.buf(n), p.nbytes(n)) for n in self.outer]
+        self.captured = [(self.plan.buf(inner), p.buf(name), p.nbytes(name)) for inner, name in self.outer]
 
     def bind_captures(self, queue: Any) -> None:
         """Copy the outer values the body reads into its inputs (once per run of the node)."""
@@ -296,7 +300,7 @@ class IfStep(ControlStep):
         """Plan a branch the dry run did not take: run it on the host once for its shapes."""
         graph: Graph = self.node.attrs["then_branch" if which else "else_branch"]
         _, captures = _own_inputs(self.node)
-        scope = {n: read_now(self.p, queue, n) for n in captures}
+        scope = {inner: read_now(self.p, queue, name) for inner, name in captures}
         shapes = BodyShapes()
         shapes.run_body(graph, scope)([])
         shapes.commit()

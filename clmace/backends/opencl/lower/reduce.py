@@ -33,18 +33,24 @@ def _strides(shape: tuple[int, ...]) -> list[int]:
 
 
 def lower_pool(node: Node, p: Plan) -> list[Launch]:
-    """MaxPool / AveragePool on 2-D NCHW (MaxPool's Indices output stays on the host)."""
+    """MaxPool / AveragePool on 1-D (NCL, pooled as height 1) or 2-D NCHW (MaxPool's Indices output stays on the
+    host)."""
     _floats(p, node)
     x, y = node.inputs[0], node.outputs[0]
-    if len(p.shape(x)) != 4 or len([o for o in node.outputs if o]) != 1:
-        raise NotLowerable(f"{node.op_type}: only 2-D pooling without Indices runs on the device")
-    n, c, h, w = p.shape(x)
-    _, _, oh, ow = p.shape(y)
+    rank = len(p.shape(x))
+    if rank not in (3, 4) or len([o for o in node.outputs if o]) != 1:
+        raise NotLowerable(f"{node.op_type}: only 1-D and 2-D pooling without Indices runs on the device")
+    one = rank == 3  # the same memory as (N, C, 1, L), with a 1 x k window
+    n, c, h, w = (*p.shape(x)[:2], 1, p.shape(x)[2]) if one else p.shape(x)
+    oh, ow = (1, p.shape(y)[2]) if one else p.shape(y)[2:]
     kernel = [int(k) for k in node.attrs["kernel_shape"]]
-    strides = [int(s) for s in node.attrs.get("strides", [1, 1])]
-    dil = [int(d) for d in node.attrs.get("dilations", [1, 1])]
-    begin, end = window_pads(node.op_type, (h, w), kernel, strides, dil, node.attrs.get("pads"),
+    strides = [int(s) for s in node.attrs.get("strides") or [1] * (rank - 2)]
+    dil = [int(d) for d in node.attrs.get("dilations") or [1] * (rank - 2)]
+    begin, end = window_pads(node.op_type, p.shape(x)[2:], kernel, strides, dil, node.attrs.get("pads"),
                              node.attrs.get("auto_pad", "NOTSET"))
+    if one:
+        kernel, strides, dil = [1, *kernel], [1, *strides], [1, *dil]
+        begin, end = [0, *begin], [0, *end]
     kind = "POOL_MAX" if node.op_type == "MaxPool" else "POOL_AVG"
     kern = p.kernel("pool.cl", "pool2d", {**p.float_defines(x), kind: None})
     args = [p.buf(x), p.buf(y), h, w, oh, ow, kernel[0], kernel[1], strides[0], strides[1], dil[0], dil[1],
