@@ -36,6 +36,43 @@ __kernel void rnn_project(__global const T* restrict x, __global const T* restri
   xw[((size_t)d * rows + r) * G + j] = acc;
 }
 
+#ifndef RM
+#define RM 4
+#endif
+// xw as rnn_project, with W packed at plan time as wp[d][ceil(G/16)][in][16]: 16 gates x RM rows per work-item,
+// the shape PoCL vectorises (CPU devices).
+__kernel void rnn_project16(__global const T* restrict x, __global const T* restrict wp,
+                            __global const T* restrict b, __global float* restrict xw, int rows, int in, int G,
+                            int batch) {
+  const int jb = get_global_id(0), r0 = get_global_id(1) * RM, d = get_global_id(2);
+  const int nb = (G + 15) / 16;
+  if (jb >= nb || r0 >= rows) return;
+  const __global T* wcol = wp + ((size_t)d * nb + jb) * in * 16;
+  float16 acc[RM];
+  const __global T* xr[RM];
+  for (int i = 0; i < RM; i++) {
+    const int r = min(r0 + i, rows - 1);
+    acc[i] = (float16)(0.0f);
+#ifdef LAYOUT1
+    xr[i] = x + ((size_t)(r % batch) * (rows / batch) + r / batch) * in;
+#else
+    xr[i] = x + (size_t)r * in;
+#endif
+  }
+  for (int k = 0; k < in; k++) {
+    const float16 wv = LD16(wcol, k * 16);
+    for (int i = 0; i < RM; i++) acc[i] = MULADD((float16)(LD(xr[i], k)), wv, acc[i]);
+  }
+  for (int i = 0; i < RM && r0 + i < rows; i++) {
+    float t[16];
+    vstore16(acc[i], 0, t);
+    for (int l = 0; l < 16 && jb * 16 + l < G; l++) {
+      const int j = jb * 16 + l;
+      xw[((size_t)d * rows + r0 + i) * G + j] = t[l] + LD(b, (size_t)d * 2 * G + j);
+    }
+  }
+}
+
 // dot(R[d][row], v) over H
 inline float rnn_dot(__global const T* restrict r, size_t row, __local const float* v, int H) {
   float acc = 0.0f;

@@ -28,6 +28,15 @@ def _activation_defines(node: Node, dirs: int) -> dict[str, int]:
     return {k: ACT_CODE[n] for k, n in zip(("FACT", "GACT", "HACT"), names[:per_dir])}
 
 
+def _pack_gates(w: np.ndarray) -> np.ndarray:
+    """W [dirs][G][in] -> [dirs][ceil(G/16)][in][16], zero gates padding G up to whole blocks of 16."""
+    dirs, g, k = w.shape
+    nb = -(-g // 16)
+    padded = np.zeros((dirs, nb * 16, k), np.float32)
+    padded[:, :g] = w
+    return np.ascontiguousarray(padded.reshape(dirs, nb, 16, k).transpose(0, 1, 3, 2))
+
+
 def lower_recurrent(node: Node, p: Plan) -> list[Launch]:
     """One LSTM / GRU / RNN node (either layout), float storage."""
     import pyopencl as cl
@@ -55,9 +64,15 @@ def lower_recurrent(node: Node, p: Plan) -> list[Launch]:
     G, rows = GATES[op] * hidden, seq * batch
     xw = p.workspace(4 * dirs * rows * G)
     b_buf = p.buf(bias) if bias else p.upload(np.zeros((dirs, 2 * G), np.float32), like=x, count=False)
-    project = p.kernel(FILE, "rnn_project", defines)
-    launches = p.launch(node, project, [p.buf(x), p.buf(w), b_buf, xw, rows, in_size, G, batch], (G, rows, dirs),
-                        (1, 1, 1) if not p.is_gpu else (64, 1, 1))
+    weights = p.const(w)
+    if weights is not None and not p.is_gpu:  # CPUs: 16 gates x 4 rows per work-item, W packed once
+        project = p.kernel(FILE, "rnn_project16", defines)
+        args = [p.buf(x), p.upload(_pack_gates(weights), like=x), b_buf, xw, rows, in_size, G, batch]
+        launches = p.launch(node, project, args, (-(-G // 16), -(-rows // 4), dirs), (1, 1, 1))
+    else:  # GPUs (one gate per work-item: consecutive work-items read consecutive rows of W), or W at run time
+        project = p.kernel(FILE, "rnn_project", defines)
+        launches = p.launch(node, project, [p.buf(x), p.buf(w), b_buf, xw, rows, in_size, G, batch],
+                            (G, rows, dirs), (1, 1, 1) if not p.is_gpu else (64, 1, 1))
     lens_buf = p.buf(lens) if lens else p.ints([seq] * batch)  # sequence_lens is int32 (the schema's type)
     group = min(MAX_GROUP, 1 << max(0, (hidden - 1).bit_length()))
     while group > 1 and not p.fits((group, 1, 1)):
