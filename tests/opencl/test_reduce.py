@@ -136,3 +136,19 @@ def test_arg_extremes_with_ties_and_nan(op, last) -> None:
                        [("x", [3, 6])], ["y"])
     x = np.array([[1, 5, 5, 2, 5, 0], [3, 3, 3, 3, 3, 3], [1, np.nan, 7, np.nan, -2, 9]], np.float32)
     compare(model, {"x": x})
+
+
+@pytest.mark.parametrize("op", ["MaxPool", "AveragePool"])
+@pytest.mark.parametrize("ceil,include", [(0, 0), (1, 1)])
+def test_pool_1d_and_3d_on_the_device(op, ceil, include) -> None:
+    """1-D pooling (as height 1) and 3-D pooling, with pads, strides, dilations, against onnxruntime."""
+    extra = {"count_include_pad": include} if op == "AveragePool" else {}
+    for shape, kernel, strides, pads, dil in (([2, 3, 11], [3], [2], [1, 1], [1]),
+                                              ([1, 2, 5, 6, 7], [2, 3, 2], [2, 1, 2], [1, 0, 1, 0, 1, 1],
+                                               [1, 2, 1])):
+        attrs = {"kernel_shape": kernel, "strides": strides, "pads": pads, "ceil_mode": ceil, **extra}
+        if op == "MaxPool" or dil != [1]:
+            attrs["dilations"] = dil
+        model = make_model([helper.make_node(op, ["x"], ["y"], **attrs)], [("x", shape)], ["y"], opset=19)
+        x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
+        onnx_build.assert_close(compare(model, {"x": x}).run(None, {"x": x})[0], onnx_build.ort_run(model, {"x": x})[0])

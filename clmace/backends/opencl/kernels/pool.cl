@@ -36,6 +36,46 @@ __kernel void pool2d(__global const T* restrict x, __global T* restrict y, int H
   ST(y, ((size_t)nc * OH + oy) * OW + ox, acc);
 }
 
+// 3-D pooling: one work-item per output voxel; g[] = D, H, W, OD, OH, OW, then per axis (depth, height,
+// width) kernel, stride, dilation, begin pad, end pad.
+__kernel void pool3d(__global const T* restrict x, __global T* restrict y, __global const int* restrict g,
+                     int count_include_pad)
+{
+  const int ox = get_global_id(0), oy = get_global_id(1);
+  const int D = g[0], H = g[1], W = g[2], OD = g[3], OH = g[4], OW = g[5];
+  const int od = get_global_id(2) % OD, nc = get_global_id(2) / OD;
+  if (ox >= OW || oy >= OH) return;
+  const __global T* vol = x + (size_t)nc * D * H * W;
+#ifdef POOL_MAX
+  float acc = -FLT_MAX;
+#else
+  float acc = 0.0f;
+  int count = 0;
+#endif
+  for (int kz = 0; kz < g[6]; kz++) {
+    const int iz = od * g[7] - g[9] + kz * g[8];
+    for (int ky = 0; ky < g[11]; ky++) {
+      const int iy = oy * g[12] - g[14] + ky * g[13];
+      for (int kx = 0; kx < g[16]; kx++) {
+        const int ix = ox * g[17] - g[19] + kx * g[18];
+        const bool inside = iz >= 0 && iz < D && iy >= 0 && iy < H && ix >= 0 && ix < W;
+#ifdef POOL_MAX
+        if (inside) acc = fmax(acc, LD(vol, ((size_t)iz * H + iy) * W + ix));
+#else
+        if (inside) acc += LD(vol, ((size_t)iz * H + iy) * W + ix);
+        if (inside || (count_include_pad && iz >= -g[9] && iz < D + g[10] && iy >= -g[14] && iy < H + g[15]
+                       && ix >= -g[19] && ix < W + g[20]))
+          count++;
+#endif
+      }
+    }
+  }
+#ifdef POOL_AVG
+  acc /= (float)max(count, 1);
+#endif
+  ST(y, (((size_t)nc * OD + od) * OH + oy) * OW + ox, acc);
+}
+
 // Global pooling: one work-item per (n, c) plane of `size` elements.
 __kernel void global_pool(__global const T* restrict x, __global T* restrict y, int size, int planes)
 {

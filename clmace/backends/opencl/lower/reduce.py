@@ -38,8 +38,10 @@ def lower_pool(node: Node, p: Plan) -> list[Launch]:
     _floats(p, node)
     x, y = node.inputs[0], node.outputs[0]
     rank = len(p.shape(x))
-    if rank not in (3, 4) or len([o for o in node.outputs if o]) != 1:
-        raise NotLowerable(f"{node.op_type}: only 1-D and 2-D pooling without Indices runs on the device")
+    if rank not in (3, 4, 5) or len([o for o in node.outputs if o]) != 1:
+        raise NotLowerable(f"{node.op_type}: only 1-D, 2-D and 3-D pooling without Indices runs on the device")
+    if rank == 5:
+        return _pool3d(node, p)
     one = rank == 3  # the same memory as (N, C, 1, L), with a 1 x k window
     n, c, h, w = (*p.shape(x)[:2], 1, p.shape(x)[2]) if one else p.shape(x)
     oh, ow = (1, p.shape(y)[2]) if one else p.shape(y)[2:]
@@ -56,6 +58,25 @@ def lower_pool(node: Node, p: Plan) -> list[Launch]:
     args = [p.buf(x), p.buf(y), h, w, oh, ow, kernel[0], kernel[1], strides[0], strides[1], dil[0], dil[1],
             begin[0], begin[1], end[0], end[1], int(node.attrs.get("count_include_pad", 0))]
     return p.launch(node, kern, args, (ow, oh, n * c), (1, 1, 1) if not p.is_gpu else (16, 4, 1))
+
+
+def _pool3d(node: Node, p: Plan) -> list[Launch]:
+    """MaxPool / AveragePool over (D, H, W): one work-item per output voxel."""
+    x, y = node.inputs[0], node.outputs[0]
+    n, c, *spatial = p.shape(x)
+    out = p.shape(y)[2:]
+    kernel = [int(k) for k in node.attrs["kernel_shape"]]
+    strides = [int(s) for s in node.attrs.get("strides") or [1, 1, 1]]
+    dil = [int(d) for d in node.attrs.get("dilations") or [1, 1, 1]]
+    begin, end = window_pads(node.op_type, spatial, kernel, strides, dil, node.attrs.get("pads"),
+                             node.attrs.get("auto_pad", "NOTSET"))
+    geometry = [*spatial, *out]
+    for axis in range(3):
+        geometry += [kernel[axis], strides[axis], dil[axis], begin[axis], end[axis]]
+    kind = "POOL_MAX" if node.op_type == "MaxPool" else "POOL_AVG"
+    kern = p.kernel("pool.cl", "pool3d", {**p.float_defines(x), kind: None})
+    args = [p.buf(x), p.buf(y), p.ints(geometry), int(node.attrs.get("count_include_pad", 0))]
+    return p.launch(node, kern, args, (out[2], out[1], n * c * out[0]), (1, 1, 1) if not p.is_gpu else (16, 4, 1))
 
 
 # Planes at least this large are pooled by a whole work-group on GPUs (smaller ones: one work-item each).
