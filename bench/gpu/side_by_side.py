@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torchvision
+from torchvision_baseline import capture_graph  # run as a script: bench/gpu is on sys.path
 
 import clmace
 
@@ -39,15 +40,7 @@ def _export(name: str, out: Path) -> tuple[torch.nn.Module, Path]:
 
 def _graph(model: torch.nn.Module) -> tuple[torch.cuda.CUDAGraph, torch.Tensor, torch.Tensor]:
     static_in = torch.zeros(1, 3, 224, 224, device="cuda")
-    stream = torch.cuda.Stream()
-    stream.wait_stream(torch.cuda.current_stream())
-    with torch.cuda.stream(stream):
-        for _ in range(5):
-            model(static_in)
-    torch.cuda.current_stream().wait_stream(stream)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        static_out = model(static_in)
+    graph, static_out = capture_graph(model, static_in)
     return graph, static_in, static_out
 
 

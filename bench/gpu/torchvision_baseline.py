@@ -41,6 +41,20 @@ def _timed(fn, runs: int) -> list[float]:
     return times
 
 
+def capture_graph(model: torch.nn.Module, x: torch.Tensor) -> tuple[torch.cuda.CUDAGraph, torch.Tensor]:
+    """model(x) captured as a CUDA graph after warm-up on a side stream: (graph, its static output)."""
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        for _ in range(5):
+            model(x)
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = model(x)
+    return graph, out
+
+
 def torch_latency(name: str, runs: int) -> dict:
     """Eager and CUDA-graph latency (ms) of one model."""
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -52,15 +66,7 @@ def torch_latency(name: str, runs: int) -> dict:
         for _ in range(20):
             model(x)
         eager = _timed(lambda: model(x), runs)
-        stream = torch.cuda.Stream()
-        stream.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(stream):
-            for _ in range(5):
-                model(x)
-        torch.cuda.current_stream().wait_stream(stream)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            model(x)
+        graph, _ = capture_graph(model, x)
         for _ in range(20):
             graph.replay()
         graphed = _timed(graph.replay, runs)
