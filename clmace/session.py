@@ -116,6 +116,7 @@ class InferenceSession:
             self.graph, self.pass_report = self._convert(model, input_shapes)
         self._input_shapes = dict(input_shapes or {})
         self._has_control_flow = any(isinstance(a, Graph) for n in self.graph.nodes for a in n.attrs.values())
+        self._control_names = self._control_inputs()  # fixed for the session: read on every run()
         self._runtimes: dict[tuple, Any] = {}
         if self.device == "cpu":
             self._runtimes[()] = NumpyRuntime(self.graph)  # shape-agnostic: one runtime serves all shapes
@@ -261,7 +262,7 @@ class InferenceSession:
         return runtime
 
     def _plan_key(self, shapes: Mapping[str, tuple[int, ...]], feeds: Mapping[str, np.ndarray] | None) -> tuple:
-        """What a plan is kept under: the input shapes, and the values of the scalar control inputs."""
+        """What a plan is kept under: the input shapes, and the values of the control inputs."""
         control = self._control_values(feeds)
         return tuple(sorted((k, tuple(v)) for k, v in shapes.items())) + tuple(sorted(control.items()))
 
@@ -271,8 +272,9 @@ class InferenceSession:
         control inputs hold their values in `feeds`, so that the branches they choose are inlined)."""
         control = self._control_values(feeds)
         # Control-flow bodies get their shapes from a dry run on the inputs (a backend plans them from those).
-        if not control and not self._has_control_flow and all(v.is_static() and tuple(v.shape) == tuple(shapes[v.name])  # type: ignore[arg-type]
-                               for v in self.graph.inputs):
+        same = all(v.is_static() and tuple(v.shape) == tuple(shapes[v.name])  # type: ignore[arg-type]
+                   for v in self.graph.inputs)
+        if not control and not self._has_control_flow and same:
             if all(v.is_static() for v in self.graph.values.values()):
                 return self.graph
         # A graph read from the converted-model cache is specialised like a converted file (copy + dry run
@@ -308,7 +310,7 @@ class InferenceSession:
     def _plannable_now(self) -> bool:
         """True when every shape is known without running the model: planned at construction. Otherwise
         the first run() plans, with its inputs (a dry run on zeros would steer value-dependent shapes)."""
-        if self._has_control_flow or self._control_inputs() or not all(v.is_static() for v in self.graph.inputs):
+        if self._has_control_flow or self._control_names or not all(v.is_static() for v in self.graph.inputs):
             return False  # control flow: its bodies' shapes come from a dry run on the real inputs
         return all(n in self.graph.values and self.graph.values[n].is_static()
                    for node in self.graph.nodes for n in node.outputs if n)
@@ -320,7 +322,7 @@ class InferenceSession:
         if feeds is None:
             return {}
         values: dict[str, Any] = {}
-        for name in self._control_inputs():
+        for name in self._control_names:
             arr = np.asarray(feeds[name])
             values[name] = arr.reshape(()).item() if arr.size == 1 else tuple(arr.reshape(-1).tolist())
         return values

@@ -113,7 +113,16 @@ def _check_dtypes(p: Plan, body: _Body, pairs: Sequence[tuple[str, str]], what: 
             raise NotLowerable(f"{what}: {inner!r} is {body.plan.stored(inner)}, {outer!r} {p.stored(outer)}")
 
 
-class LoopStep(ControlStep):
+class _OneBodyStep(ControlStep):
+    """A control step with one body plan (Loop, Scan)."""
+
+    body: _Body
+
+    def host_nodes(self) -> list[Node]:
+        return self.body.host_nodes()
+
+
+class LoopStep(_OneBodyStep):
     """Loop: the body plan runs while the trip count and the condition allow; carried values move from the
     body's outputs to its inputs on the device; scan outputs are copied into place per iteration."""
 
@@ -152,8 +161,8 @@ class LoopStep(ControlStep):
         cond_in, cond_out = b.inputs[1], b.outputs[0]
         self.cond_const = b.plan.const(cond_out)
         self.cond_kept = b.plan.root(cond_out) == b.plan.root(cond_in)  # the body passes its condition on
-        self.writes_iter = b.inputs[0] in {i for nd in body.nodes for i in nd.inputs} | set(b.outputs)
-        self.writes_cond = b.inputs[1] in {i for nd in body.nodes for i in nd.inputs} | set(b.outputs)
+        read = {i for nd in body.nodes for i in nd.inputs} | set(b.outputs)
+        self.writes_iter, self.writes_cond = b.inputs[0] in read, b.inputs[1] in read  # only what the body reads
 
     def run(self, queue: Any) -> None:
         import pyopencl as cl
@@ -194,15 +203,12 @@ class LoopStep(ControlStep):
         if hold:
             queue.finish()
 
-    def host_nodes(self) -> list[Node]:
-        return self.body.host_nodes()
-
 
 def _axes(values: Sequence[int] | None, count: int, ranks: Sequence[int]) -> list[int]:
     return [int(a) % max(r, 1) for a, r in zip(values or [0] * count, ranks)]
 
 
-class ScanStep(ControlStep):
+class ScanStep(_OneBodyStep):
     """Scan (opset 8 with its batch axis, 9+ over axis 0): slices of the scan inputs are copied into the body's
     inputs, its scan outputs into place, its state from outputs to inputs; all on the device."""
 
@@ -268,9 +274,6 @@ class ScanStep(ControlStep):
                 self.moves.run(queue)
             for dst, src, n in self.finals:
                 copy(queue, dst, src, n, dst_offset=row * n)
-
-    def host_nodes(self) -> list[Node]:
-        return self.body.host_nodes()
 
 
 class IfStep(ControlStep):
