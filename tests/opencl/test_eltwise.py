@@ -45,6 +45,21 @@ def test_clip_and_isnan() -> None:
             {"x": x})
 
 
+def test_clip_with_bounds_computed_at_run_time() -> None:
+    """A log-mel floor, Clip(x, max(x) - 80, hi): the lower bound comes from a reduction, the upper from an input
+    or nowhere; both read on the device (no host step)."""
+    nodes = [helper.make_node("ReduceMax", ["s"], ["peak"], keepdims=0),
+             helper.make_node("Sub", ["peak", "floor"], ["lo"]),
+             helper.make_node("Clip", ["x", "lo", "hi"], ["y"]),
+             helper.make_node("Clip", ["x", "", "hi"], ["z"]),
+             helper.make_node("Clip", ["x", "lo"], ["w"])]
+    model = make_model(nodes, [("x", [4, 50]), ("s", [4, 50]), ("hi", [])], ["y", "z", "w"],
+                       [("floor", np.array(2.0, np.float32))])
+    x = np.random.default_rng(0).standard_normal((4, 50)).astype(np.float32) * 3
+    x[0, 0] = np.nan
+    compare(model, {"x": x, "s": np.nan_to_num(x) * 0.5 + 0.1, "hi": np.array(1.5, np.float32)})
+
+
 SHAPES = st.sampled_from([((2, 3, 4), (2, 3, 4)), ((2, 3, 4), (4,)), ((2, 1, 4), (3, 1)), ((1,), (5, 2)),
                           ((), (2, 3)), ((2, 3, 1, 5), (1, 1, 4, 1)), ((6,), ())])
 

@@ -171,6 +171,21 @@ __kernel void unary(__global const T* restrict x, __global OUT_T* restrict y, in
 }
 #endif
 
+#ifdef CLIP_BUFS
+// Clip whose bounds are computed at run time: single-element tensors read here (has_lo/has_hi say which
+// are given), min(max(x, lo), hi) as onnxruntime orders it; NaN stays NaN.
+__kernel void clip_bufs(__global const T* restrict x, __global OUT_T* restrict y, int n,
+                        __global const T* restrict lo, __global const T* restrict hi, int has_lo, int has_hi)
+{
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  F v = LD(x, i);
+  if (has_lo) { const F l = LD(lo, 0); v = v < l ? l : v; }
+  if (has_hi) { const F h = LD(hi, 0); v = v > h ? h : v; }
+  STORE(y, i, v);
+}
+#endif
+
 #ifdef BINARY
 // Same-shape operands (or one of them a single element: its stride is 0).
 __kernel void binary_flat(__global const T* restrict a, __global const T* restrict b,

@@ -53,6 +53,8 @@ def _lws(p: Plan) -> tuple[int]:
 def lower_unary(node: Node, p: Plan) -> list[Launch]:
     """One work-item per element; parameters (alpha, bounds) as arguments."""
     x, y = node.inputs[0], node.outputs[0]
+    if node.op_type == "Clip" and p.graph.opset >= 11 and any(p.const(b) is None for b in node.inputs[1:3] if b):
+        return _clip_bufs(node, p)
     op = UNARY[node.op_type]
     is_float = p.dtype(x).kind == "f"
     if (node.op_type in FLOAT_ONLY or node.op_type == "Clip") and not is_float:
@@ -80,6 +82,20 @@ def lower_unary(node: Node, p: Plan) -> list[Launch]:
         defines["BOOL_OUT"] = None
     kern = p.kernel(FILE, "unary", defines)
     return p.launch(node, kern, [p.buf(x), p.buf(y), _size(p, y), p0, p1], (_size(p, y),), _lws(p))
+
+
+def _clip_bufs(node: Node, p: Plan) -> list[Launch]:
+    """Clip with a bound computed at run time (e.g. the peak minus a floor in a log-mel front end): the bounds
+    are read from their single-element tensors by the kernel, so nothing goes back to the host."""
+    x, y = node.inputs[0], node.outputs[0]
+    bounds = [node.inputs[i] if len(node.inputs) > i else "" for i in (1, 2)]
+    for b in bounds:
+        if b and _size(p, b) != 1:
+            raise NotLowerable(f"Clip bound {b!r} has {_size(p, b)} elements, not 1")
+    kern = p.kernel(FILE, "clip_bufs", {**type_defines(p, x), "CLIP_BUFS": None})
+    lo, hi = (p.buf(b) if b else p.buf(x) for b in bounds)  # an absent bound is never read
+    args = [p.buf(x), p.buf(y), _size(p, y), lo, hi, int(bool(bounds[0])), int(bool(bounds[1]))]
+    return p.launch(node, kern, args, (_size(p, y),), _lws(p))
 
 
 def _clip_bounds(node: Node, p: Plan) -> tuple[float, float]:
