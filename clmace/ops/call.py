@@ -142,12 +142,20 @@ class BodyShapes:
                     info.shape = seen[info.name].shape
 
 
+def _squeezed(shape: Sequence[int | None]) -> tuple:
+    return tuple(d for d in shape if d != 1)
+
+
 def _merge(seen: dict[str, ValueInfo], name: str, arr: np.ndarray) -> None:
     """Record arr's shape under name; dimensions that differ from an earlier record become None."""
     old = seen.get(name)
     shape: tuple = tuple(int(d) for d in arr.shape)
     if old is not None and old.shape != shape:
-        if old.shape is None or len(old.shape) != len(shape):
+        if old.shape is not None and _squeezed(old.shape) == _squeezed(shape):
+            # The same elements in the same order, e.g. () on one iteration and (1,) on the others (Paddle's
+            # exports): one plan serves both; the higher rank is kept.
+            shape = max(old.shape, shape, key=len)
+        elif old.shape is None or len(old.shape) != len(shape):
             shape = None  # type: ignore[assignment]
         else:
             shape = tuple(a if a == b else None for a, b in zip(old.shape, shape))

@@ -213,3 +213,61 @@ def test_an_if_inside_an_inlined_branch_reads_the_renamed_outer_value() -> None:
                                                               ("zero", np.array(0, np.float32))])
     x = np.random.default_rng(6).standard_normal((2, 5)).astype(np.float32)
     _on_device(model, [{"x": abs(x)}, {"x": -abs(x)}])
+
+
+def _const(name: str, value) -> object:
+    from onnx import numpy_helper
+
+    return helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.asarray(value), name))
+
+
+def test_a_decoder_loop_as_paddle_exports_it_runs_on_the_device() -> None:
+    """The shape of Paddle's decoder loops (table and text recognisers): a write-only carried placeholder that
+    starts as () and becomes the output buffer, a counter that starts as () and is (1,) afterwards, an If whose
+    branches give () and (1,), step results written with ScatterElements, a OneHot feedback and an integer
+    ReduceMax. The whole loop runs as a device plan, as onnxruntime computes it."""
+    then_g = helper.make_graph([_const("f_then", np.array([2], np.int64))], "then", [],
+                               [_vi("f_then", TensorProto.INT64, None)])
+    else_g = helper.make_graph([_const("f_else", np.array(0, np.int64))], "else", [],
+                               [_vi("f_else", TensorProto.INT64, None)])
+    body = helper.make_graph(
+        [helper.make_node("MatMul", ["h_in", "W"], ["logits"]),
+         helper.make_node("ArgMax", ["logits"], ["idx"], axis=1, keepdims=0),
+         helper.make_node("OneHot", ["idx", "depth", "onoff"], ["oh"], axis=-1),
+         helper.make_node("MatMul", ["oh", "W2"], ["fb"]),
+         helper.make_node("Add", ["h_in", "fb"], ["pre"]),
+         helper.make_node("Tanh", ["pre"], ["h_out"]),
+         helper.make_node("Unsqueeze", ["i", "ax0"], ["i1"]),
+         helper.make_node("Reshape", ["i1", "shape111"], ["i111"]),
+         helper.make_node("Tile", ["i111", "reps"], ["rows"]),
+         helper.make_node("Unsqueeze", ["logits", "ax1"], ["upd"]),
+         helper.make_node("ScatterElements", ["acc_in", "rows", "upd"], ["acc_out"], axis=1),
+         helper.make_node("Identity", ["acc_out"], ["ph_out"]),
+         helper.make_node("Greater", ["i", "two"], ["late"]),
+         helper.make_node("If", ["late"], ["flag"], then_branch=then_g, else_branch=else_g),
+         helper.make_node("Add", ["cnt_in", "flag"], ["cnt_f"]),
+         helper.make_node("Add", ["cnt_f", "one"], ["cnt_out"]),
+         helper.make_node("Cast", ["idx"], ["idx32"], to=TensorProto.INT32),
+         helper.make_node("ReduceMax", ["idx32"], ["top"], keepdims=0),
+         helper.make_node("Less", ["top", "big"], ["cond_out"])],
+        "body", [_vi("i", TensorProto.INT64, []), _vi("cond_in", TensorProto.BOOL, []),
+                 _vi("ph_in", TensorProto.FLOAT, None), _vi("cnt_in", TensorProto.INT64, None),
+                 _vi("h_in", shape=[1, 4]), _vi("acc_in", shape=[1, 5, 6])],
+        [_vi("cond_out", TensorProto.BOOL, []), _vi("ph_out", TensorProto.FLOAT, None),
+         _vi("cnt_out", TensorProto.INT64, None), _vi("h_out", shape=[1, 4]), _vi("acc_out", shape=[1, 5, 6])])
+    rng = np.random.default_rng(4)
+    inits = [("T", np.array(5, np.int64)), ("go", np.array(True)), ("ph0", np.array(0.0, np.float32)),
+             ("cnt0", np.array(0, np.int64)), ("acc0", np.zeros((1, 5, 6), np.float32)),
+             ("W", rng.standard_normal((4, 6)).astype(np.float32)),
+             ("W2", rng.standard_normal((6, 4)).astype(np.float32) * 0.5), ("depth", np.array(6, np.int64)),
+             ("onoff", np.array([0.0, 1.0], np.float32)), ("ax0", np.array([0], np.int64)),
+             ("ax1", np.array([1], np.int64)), ("shape111", np.array([1, 1, 1], np.int64)),
+             ("reps", np.array([1, 1, 6], np.int64)), ("two", np.array(2, np.int64)),
+             ("one", np.array([1], np.int64)), ("big", np.array(100, np.int32))]
+    nodes = [helper.make_node("Loop", ["T", "go", "ph0", "cnt0", "h0", "acc0"], ["ph", "cnt", "h", "acc"],
+                              body=body)]
+    model = _model(nodes, [("h0", [1, 4])], [("ph", [1, 5, 6]), ("cnt", [1], TensorProto.INT64), ("h", [1, 4]),
+                                            ("acc", [1, 5, 6])], inits)
+    feeds = [{"h0": rng.standard_normal((1, 4)).astype(np.float32)} for _ in range(2)]
+    sess = _on_device(model, feeds)
+    assert [type(s).__name__ for s in runtime_of(sess).plan.steps] == ["LoopStep"]

@@ -120,3 +120,60 @@ def test_resize_interpolation_on_the_device(mode, coord) -> None:
                                 coordinate_transformation_mode=coord, extrapolation_value=-1.0)
         model = make_model([node], [("x", [1, 2, 9, 8])], ["y"], inits, opset=18)
         compare(model, {"x": rng.standard_normal((1, 2, 9, 8)).astype(np.float32)})
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_scatter_elements_with_run_time_indices(axis) -> None:
+    """ScatterElements (no reduction): indices from an input, negative ones counting from the end."""
+    rng = np.random.default_rng(axis + 3)
+    data = rng.standard_normal((4, 5, 6)).astype(np.float32)
+    ishape = [2, 3, 6] if axis != -1 else [4, 5, 2]
+    dim = data.shape[axis]
+    # distinct targets along the axis per position (duplicates are undefined in ONNX)
+    idx = np.stack([rng.permutation(dim)[:ishape[axis]] for _ in range(int(np.prod(ishape)) // ishape[axis])])
+    idx = np.moveaxis(idx.reshape([*(s for i, s in enumerate(ishape) if i != axis % 3), ishape[axis]]), -1, axis)
+    idx = np.where(rng.random(idx.shape) < 0.3, idx - dim, idx).astype(np.int64)
+    model = make_model([helper.make_node("ScatterElements", ["x", "i", "u"], ["y"], axis=axis)],
+                       [("x", [4, 5, 6]), ("i", ishape, TensorProto.INT64), ("u", ishape)], ["y"])
+    compare(model, {"x": data, "i": idx, "u": rng.standard_normal(ishape).astype(np.float32)})
+
+
+@pytest.mark.parametrize("ishape", [[3, 1], [2, 2], [2, 3]])
+def test_scatter_nd_with_run_time_indices(ishape) -> None:
+    """ScatterND: rows (k=1), sub-blocks (k=2) and single elements (k=3), some indices negative."""
+    rng = np.random.default_rng(sum(ishape))
+    shape = (4, 3, 5)
+    k = ishape[-1]
+    flat = rng.choice(int(np.prod(shape[:k])), ishape[0], replace=False)
+    idx = np.stack(np.unravel_index(flat, shape[:k]), -1).astype(np.int64)
+    idx[0] -= np.array(shape[:k])
+    ushape = [ishape[0], *shape[k:]]
+    model = make_model([helper.make_node("ScatterND", ["x", "i", "u"], ["y"])],
+                       [("x", list(shape)), ("i", ishape, TensorProto.INT64), ("u", ushape)], ["y"])
+    compare(model, {"x": rng.standard_normal(shape).astype(np.float32), "i": idx,
+                    "u": rng.standard_normal(ushape).astype(np.float32)})
+
+
+@pytest.mark.parametrize("axis,elem", [(-1, TensorProto.INT64), (0, TensorProto.INT32), (1, TensorProto.FLOAT)])
+def test_one_hot(axis, elem) -> None:
+    """OneHot at several axes, negative and out-of-range indices, integer and float indices."""
+    idx = np.array([[0, 3, -1], [4, 7, -5]])
+    dtype = {TensorProto.INT64: np.int64, TensorProto.INT32: np.int32, TensorProto.FLOAT: np.float32}[elem]
+    model = make_model([helper.make_node("OneHot", ["i", "depth", "values"], ["y"], axis=axis)],
+                       [("i", [2, 3], elem)], ["y"],
+                       [("depth", np.array(5, np.int64)), ("values", np.array([-2.0, 3.0], np.float32))])
+    compare(model, {"i": idx.astype(dtype)})
+
+
+@pytest.mark.parametrize("op", ["ReduceMax", "ReduceMin", "ReduceSum", "ReduceProd"])
+@pytest.mark.parametrize("elem", [TensorProto.INT32, TensorProto.INT64])
+def test_integer_reductions(op, elem) -> None:
+    """Integer reductions are exact in their own type (no float round trip: 2**40 + 1 survives)."""
+    dtype = np.int32 if elem == TensorProto.INT32 else np.int64
+    rng = np.random.default_rng(5)
+    x = rng.integers(-9, 9, (3, 4, 5)).astype(dtype)
+    if dtype == np.int64 and op in ("ReduceMax", "ReduceSum"):
+        x[1, 2, 3] = 2**40 + 1
+    model = make_model([helper.make_node(op, ["x", "axes"], ["y"], keepdims=0)], [("x", [3, 4, 5], elem)], ["y"],
+                       [("axes", np.array([0, 2], np.int64))], opset=18)
+    compare(model, {"x": x})

@@ -83,3 +83,53 @@ __kernel void resize_axis(__global const T* restrict x, __global T* restrict y, 
   for (int k = 0; k < K; ++k) acc += LD(w, j * K + k) * LD(x, base + (size_t)idx[j * K + k] * inner);
   ST(y, g, acc);
 }
+
+// ScatterElements (reduction none), after y was copied from data: every update element u at index c of the
+// indices' shape goes to c with its axis coordinate replaced by idx[c] (negative counts from the end).
+// meta = indices dims[6], y strides[6]; axis in those 6-padded dims.
+__kernel void scatter_elements(__global const IDX* restrict idx, __global const ELT* restrict u,
+                               __global ELT* restrict y, __global const int* restrict meta, int axis,
+                               int axis_dim, int n)
+{
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  int rem = i;
+  size_t off = 0;
+  for (int d = 5; d >= 0; d--) {
+    const int c = rem % meta[d];
+    rem /= meta[d];
+    if (d != axis) off += (size_t)c * meta[6 + d];
+  }
+  long k = idx[i];
+  if (k < 0) k += axis_dim;
+  y[off + (size_t)k * meta[6 + axis]] = u[i];
+}
+
+// ScatterND (reduction none), after y was copied from data: update row j (of `inner` elements) goes to the
+// slice of y addressed by the k-tuple idx[j] (negative counts from the end). meta = y dims[k], y strides[k].
+__kernel void scatter_nd(__global const IDX* restrict idx, __global const ELT* restrict u,
+                         __global ELT* restrict y, __global const int* restrict meta, int k, int inner, int n)
+{
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  const int j = i / inner;
+  size_t off = i % inner;
+  for (int t = 0; t < k; t++) {
+    long c = idx[(size_t)j * k + t];
+    if (c < 0) c += meta[t];
+    off += (size_t)c * meta[k + t];
+  }
+  y[off] = u[i];
+}
+
+// OneHot: y viewed as [outer][depth][inner], indices as [outer][inner]; values = (off, on) in y's type.
+__kernel void one_hot(__global const IDX* restrict idx, __global const ELT* restrict values,
+                      __global ELT* restrict y, int depth, int inner, int n)
+{
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  const int in = i % inner, d = (i / inner) % depth, o = i / (inner * depth);
+  long k = (long)idx[(size_t)o * inner + in];
+  if (k < 0) k += depth;
+  y[i] = values[k == d ? 1 : 0];
+}

@@ -26,6 +26,23 @@
 #define RSTEP(acc, v) ((acc) + exp((v) - top))
 #endif
 
+#ifdef INT_RED
+// Integer Max/Min/Sum/Prod: the accumulator is the element type (RMIN/RMAX: its limits, from the plan).
+#undef RINIT
+#if defined(RED_MAX)
+#define RINIT RMIN
+#elif defined(RED_MIN)
+#define RINIT RMAX
+#elif defined(RED_PROD)
+#define RINIT 1
+#else
+#define RINIT 0
+#endif
+#define ACC F
+#else
+#define ACC float
+#endif
+
 #ifdef RSTEP
 // meta = out dims[6] (1 where reduced), input strides of those dims[6], reduced dims[6], their strides[6].
 __kernel void reduce(__global const T* restrict x, __global T* restrict y, __global const int* restrict meta,
@@ -48,11 +65,11 @@ __kernel void reduce(__global const T* restrict x, __global T* restrict y, __glo
   }
   if (isinf(top)) top = 0.0f;
 #endif
-  float acc = RINIT;
+  ACC acc = RINIT;
   for (int r = 0; r < rcount; r++) {
     int rr = r, off = base;
     for (int d = 5; d >= 0; d--) { off += (rr % meta[12 + d]) * meta[18 + d]; rr /= meta[12 + d]; }
-    const float v = LD(x, off);
+    const ACC v = LD(x, off);
     acc = RSTEP(acc, v);
   }
 #if defined(RED_MEAN)

@@ -34,12 +34,15 @@ def _body_plan(p: Plan, node: Node, body: Graph, shapes: Sequence[tuple[int, ...
     _, captures = _own_inputs(node)
     values = dict(body.values)
     inputs = []
+    read = _read_in(body)
     for info, shape in zip(body.inputs, shapes):
         seen = values.get(info.name)
-        if seen is None or seen.shape != tuple(shape):
+        if info.name not in read and seen is not None:  # never read: its shape is whatever the step gives
+            seen = ValueInfo(info.name, seen.dtype, tuple(shape))
+        if seen is None or seen.shape is None or not _same_layout(seen.shape, shape):
             got = "never ran" if seen is None else f"took shape {seen.shape}"
             raise NotLowerable(f"body input {info.name!r} {got}; {tuple(shape)} planned")
-        inputs.append(ValueInfo(info.name, seen.dtype, tuple(shape)))
+        inputs.append(ValueInfo(info.name, seen.dtype, tuple(seen.shape)))
     initializers = dict(body.initializers)
     outer = []
     for inner, name in captures:
@@ -59,6 +62,16 @@ def _body_plan(p: Plan, node: Node, body: Graph, shapes: Sequence[tuple[int, ...
     graph = Graph(body.nodes, inputs, body.outputs, initializers, body.opset, values, f"{node.name}/{body.name}")
     keep = [v.name for v in inputs]  # written once (or by the step) before the body runs: never reused
     return p.sub_plan(graph, keep), outer
+
+
+def _read_in(body: Graph) -> set[str]:
+    """The names a body's nodes read or it returns."""
+    return {i for nd in body.nodes for i in nd.inputs} | set(body.output_names())
+
+
+def _same_layout(a: Sequence[int], b: Sequence[int]) -> bool:
+    """True when two shapes hold the same elements in the same order (they differ only in 1-dims)."""
+    return [d for d in a if d != 1] == [d for d in b if d != 1]
 
 
 class _Moves:
@@ -139,15 +152,23 @@ class LoopStep(_OneBodyStep):
         seen = body.values
         head = [seen[v.name].shape if v.name in seen and seen[v.name].shape is not None else ()
                 for v in body.inputs[:2]]
-        self.body = b = _Body(p, node, body, [*head, *(p.shape(c) for c in carried)])
+        read = _read_in(body)
+        # A carried value the body never reads (write-only state, e.g. Paddle's placeholders that start as ()
+        # and become the output's shape) is planned with the shape the body gives it.
+        shapes = [p.shape(c) if v.name in read or seen.get(o.name) is None or seen[o.name].shape is None
+                  else seen[o.name].shape for c, v, o in zip(carried, body.inputs[2:], body.outputs[1:])]
+        self.body = b = _Body(p, node, body, [*head, *shapes])
         outs = list(node.outputs) + [""] * (len(b.outputs) - 1 - len(node.outputs))
         self.final, self.scan_outs = outs[:n], outs[n:]
         _check_dtypes(p, b, [*zip(carried, b.inputs[2:]), *zip(self.final, b.outputs[1:1 + n])], "Loop")
         for inner, outer in zip(b.outputs[1:1 + n], self.final):
-            if outer and b.plan.shape(inner) != p.shape(outer):
+            if outer and not _same_layout(b.plan.shape(inner), p.shape(outer)):
                 raise NotLowerable(f"Loop: carried {inner!r} has shape {b.plan.shape(inner)}, "
                                    f"{p.shape(outer)} outside")
-        self.initial = [(b.buf(i), p.buf(c), p.nbytes(c)) for i, c in zip(b.inputs[2:], carried)]
+        self.initial = [(b.buf(i), p.buf(c), p.nbytes(c)) for i, c in zip(b.inputs[2:], carried)
+                        if p.nbytes(c) == b.plan.nbytes(i)]
+        # Without one iteration, an output whose initial value was not copied would be left unwritten.
+        self.uncopied = len(self.initial) < len(carried)
         self.moves = _Moves(b.plan, [(b.buf(i), b.buf(o), b.plan.nbytes(o))
                                      for i, o in zip(b.inputs[2:], b.outputs[1:1 + n])])
         self.finals = [(p.buf(o), b.buf(i), p.nbytes(o)) for i, o in zip(b.inputs[2:], self.final) if o]
@@ -195,6 +216,9 @@ class LoopStep(_OneBodyStep):
                 copy(queue, dst, src, n, dst_offset=i * n)
             self.moves.run(queue)
             i += 1
+        if i == 0 and self.uncopied:
+            raise PlannedShapeError(f"node {self.node.name!r} (Loop) ran no iteration; its carried values "
+                                    "were planned from a run that did")
         if any(i != count for *_, count in self.scans):
             raise PlannedShapeError(f"node {self.node.name!r} (Loop) ran {i} iterations, "
                                     f"{self.scans[0][3]} planned")
@@ -322,7 +346,7 @@ class IfStep(ControlStep):
         for inner, outer in zip(b.outputs, self.node.outputs):
             if not outer:
                 continue
-            if b.plan.shape(inner) != self.p.shape(outer):
+            if not _same_layout(b.plan.shape(inner), self.p.shape(outer)):
                 raise PlannedShapeError(f"node {self.node.name!r} (If): the branch taken gives {inner!r} shape "
                                         f"{b.plan.shape(inner)}, planned {self.p.shape(outer)}")
             copy(queue, self.p.buf(outer), b.buf(inner), self.p.nbytes(outer))

@@ -12,6 +12,7 @@ import numpy as np
 
 from clmace.backends.opencl.lower.eltwise import broadcast_strides, dims6
 from clmace.backends.opencl.plan.schedule import Launch, NotLowerable, Plan
+from clmace.core.errors import ModelError
 from clmace.core.ir import Node
 from clmace.ops import REGISTRY
 from clmace.ops.call import call_node, resolve
@@ -186,5 +187,67 @@ def lower_where(node: Node, p: Plan) -> list[Launch]:
     return p.launch(node, kern, [p.buf(cond), p.buf(a), p.buf(b), p.buf(y), p.ints(meta), n], (n,), (64,))
 
 
+def _idx_type(p: Plan, name: str, what: str, floats: bool = False) -> str:
+    """OpenCL type of an index tensor: int32 or int64 (or float for OneHot, whose indices may be)."""
+    types = {np.dtype(np.int32): "int", np.dtype(np.int64): "long",
+             **({np.dtype(np.float32): "float"} if floats and not p.half else {})}
+    if p.dtype(name) not in types:
+        raise NotLowerable(f"{what} indices of type {p.dtype(name)} have no kernel")
+    return types[p.dtype(name)]
+
+
+def _copy_all(node: Node, p: Plan, src: str, dst: str) -> list[Launch]:
+    shape = p.shape(dst)
+    return copy_launch(node, p, src, dst, (_size(shape),), [1], 0, [1], 0) if _size(shape) else []
+
+
+def lower_scatter_elements(node: Node, p: Plan) -> list[Launch]:
+    """ScatterElements (and the old Scatter) without reduction: copy data, then one work-item per update."""
+    if node.attrs.get("reduction", "none") != "none":
+        raise NotLowerable(f"ScatterElements reduction {node.attrs['reduction']!r} has no kernel")
+    data, indices, updates = node.inputs[:3]
+    y = node.outputs[0]
+    shape, ishape = p.shape(data), p.shape(indices)
+    if len(shape) > 6:
+        raise NotLowerable(f"rank {len(shape)} > 6")
+    axis = int(node.attrs.get("axis", 0)) % max(len(shape), 1)
+    pad = 6 - len(shape)
+    meta = dims6(ishape) + [0] * pad + _contiguous(shape)
+    kern = p.kernel(FILE, "scatter_elements", {"ELT": _elt(p, y), "IDX": _idx_type(p, indices, node.op_type)})
+    n = _size(ishape)
+    args = [p.buf(indices), p.buf(updates), p.buf(y), p.ints(meta), axis + pad, shape[axis], n]
+    return _copy_all(node, p, data, y) + p.launch(node, kern, args, (n,), (64,))
+
+
+def lower_scatter_nd(node: Node, p: Plan) -> list[Launch]:
+    """ScatterND without reduction: copy data, then one work-item per update element."""
+    if node.attrs.get("reduction", "none") != "none":
+        raise NotLowerable(f"ScatterND reduction {node.attrs['reduction']!r} has no kernel")
+    data, indices, updates = node.inputs[:3]
+    y = node.outputs[0]
+    shape, k = p.shape(data), p.shape(indices)[-1]
+    if k > len(shape):
+        raise ModelError(f"node {node.name!r} (ScatterND): indices address {k} axes of a rank-{len(shape)} input")
+    strides = _contiguous(shape)
+    meta = list(shape[:k]) + strides[:k]
+    kern = p.kernel(FILE, "scatter_nd", {"ELT": _elt(p, y), "IDX": _idx_type(p, indices, "ScatterND")})
+    n = _size(p.shape(updates))
+    args = [p.buf(indices), p.buf(updates), p.buf(y), p.ints(meta), k, _size(shape[k:]), n]
+    return _copy_all(node, p, data, y) + p.launch(node, kern, args, (n,), (64,))
+
+
+def lower_one_hot(node: Node, p: Plan) -> list[Launch]:
+    """OneHot with its depth known at plan time (it sets the output shape)."""
+    indices, depth, values = node.inputs[:3]
+    y = node.outputs[0]
+    out = p.shape(y)
+    axis = int(node.attrs.get("axis", -1)) % len(out)
+    kern = p.kernel(FILE, "one_hot", {"ELT": _elt(p, y), "IDX": _idx_type(p, indices, "OneHot", floats=True)})
+    n = _size(out)
+    args = [p.buf(indices), p.buf(values), p.buf(y), out[axis], _size(out[axis + 1:]), n]
+    return p.launch(node, kern, args, (n,), (64,))
+
+
 LOWER = {**{op: lower_probed for op in PROBED}, "Gather": lower_gather, "Concat": lower_concat,
-         "Where": lower_where}
+         "Where": lower_where, "ScatterElements": lower_scatter_elements, "Scatter": lower_scatter_elements,
+         "ScatterND": lower_scatter_nd, "OneHot": lower_one_hot}

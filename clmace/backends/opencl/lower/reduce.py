@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from clmace.backends.opencl.lower.eltwise import dims6
+from clmace.backends.opencl.lower.eltwise import CL_TYPES, dims6
 from clmace.backends.opencl.plan.schedule import Launch, NotLowerable, Plan
 from clmace.core.ir import Node
 from clmace.ops.conv import window_pads
@@ -110,9 +112,27 @@ def _reduce_axes(node: Node, p: Plan, rank: int) -> list[int]:
     return sorted({int(a) % max(rank, 1) for a in axes})
 
 
+# Integer reductions (an index bookkeeping in Paddle's decoders, a mask's length): exact in the element type.
+INT_REDUCE = {"ReduceMax", "ReduceMin", "ReduceSum", "ReduceProd"}
+INT_LIMITS = {"int": ("INT_MIN", "INT_MAX"), "long": ("LONG_MIN", "LONG_MAX"), "uint": ("0", "UINT_MAX"),
+              "ulong": ("0", "ULONG_MAX"), "char": ("CHAR_MIN", "CHAR_MAX"), "uchar": ("0", "UCHAR_MAX"),
+              "short": ("SHRT_MIN", "SHRT_MAX"), "ushort": ("0", "USHRT_MAX")}
+
+
+def _reduce_defines(node: Node, p: Plan) -> dict[str, Any]:
+    """Element-type options of a reduction: float (or half), or an integer type for INT_REDUCE."""
+    x = node.inputs[0]
+    if p.dtype(x).kind in "iu" and node.op_type in INT_REDUCE and p.dtype(x) == p.dtype(node.outputs[0]):
+        cl_type = CL_TYPES[p.dtype(x)]
+        lo, hi = INT_LIMITS[cl_type]
+        return {"T": cl_type, "F": cl_type, "INT_RED": None, "RMIN": lo, "RMAX": hi}
+    _floats(p, node)
+    return p.float_defines(x)
+
+
 def lower_reduce(node: Node, p: Plan) -> list[Launch]:
     """Reduce* over any axes: one work-item per output element walks the reduced sub-tensor."""
-    _floats(p, node)
+    defines = _reduce_defines(node, p)
     x, y = node.inputs[0], node.outputs[0]
     shape = p.shape(x)
     if len(shape) > 6:
@@ -125,7 +145,7 @@ def lower_reduce(node: Node, p: Plan) -> list[Launch]:
     meta = (dims6(tuple(kept)) + [0] * (6 - len(shape)) + kept_strides
             + dims6(tuple(reduced)) + [0] * (6 - len(axes)) + [strides[d] for d in axes])
     n = _size(tuple(kept))
-    kern = p.kernel("reduce.cl", "reduce", {**p.float_defines(x), f"RED_{REDUCE[node.op_type]}": None})
+    kern = p.kernel("reduce.cl", "reduce", {**defines, f"RED_{REDUCE[node.op_type]}": None})
     return p.launch(node, kern, [p.buf(x), p.buf(y), p.ints(meta), n, _size(tuple(reduced))], (n,), (8,))
 
 
