@@ -10,7 +10,9 @@ cannot compile one of them fails here rather than on a user's machine.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -144,12 +146,15 @@ def _fresh_pocl_cache():
     if os.environ.get("POCL_CACHE_DIR"):
         yield  # PoCL already started with the user's cache: it reads the variable only once
         return
-    with tempfile.TemporaryDirectory(prefix="clmace-all-kernels-") as path:
-        os.environ["POCL_CACHE_DIR"] = path
-        try:
-            yield
-        finally:
-            os.environ.pop("POCL_CACHE_DIR", None)
+    # PoCL keeps the directory it started with for the life of the process, so it is removed only at exit
+    # (removed now, later tests in this process could no longer build any program).
+    path = tempfile.mkdtemp(prefix="clmace-all-kernels-")
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    os.environ["POCL_CACHE_DIR"] = path
+    try:
+        yield
+    finally:
+        os.environ.pop("POCL_CACHE_DIR", None)
 
 
 @pytest.mark.slow

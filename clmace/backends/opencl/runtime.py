@@ -20,6 +20,7 @@ from clmace.backends.opencl.lower import conv as ops_conv
 from clmace.backends.opencl.lower import data as ops_data
 from clmace.backends.opencl.lower import eltwise as ops_eltwise
 from clmace.backends.opencl.lower import gemm as ops_gemm
+from clmace.backends.opencl.lower import guarded as ops_guarded
 from clmace.backends.opencl.lower import recurrent as ops_recurrent
 from clmace.backends.opencl.lower import reduce as ops_reduce
 from clmace.backends.opencl.lower import resize as ops_resize
@@ -33,7 +34,8 @@ from clmace.core.ir import Graph
 log = logging.getLogger("clmace.opencl")
 
 LOWERINGS = {**ops_eltwise.LOWER, **ops_data.LOWER, **ops_reduce.LOWER, **ops_gemm.LOWER, **ops_conv.LOWER,
-             **ops_recurrent.LOWER, **ops_resize.LOWER, **ops_control.LOWER, **ops_chain.LOWER}
+             **ops_recurrent.LOWER, **ops_resize.LOWER, **ops_control.LOWER, **ops_chain.LOWER,
+             **ops_guarded.LOWER}
 OPTIONS = {
     # Half storage through vload_half/vstore_half (core OpenCL) on devices without cl_khr_fp16.
     "fp16_without_extension": False,
@@ -168,7 +170,11 @@ class OpenCLRuntime:
         for name in wanted:
             if name not in results:
                 results[name] = read(plan, queue, name)
+        flag = np.zeros(1, np.int32)
+        if plan.guard.buf is not None:
+            cl.enqueue_copy(queue, flag, plan.guard.buf, is_blocking=False)
         queue.finish()
+        plan.guard.raise_if_set(queue, int(flag[0]))
         self._last_wall = time.perf_counter() - start
         self._events = events if profiling else []
         del keep

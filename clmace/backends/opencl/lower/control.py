@@ -208,6 +208,7 @@ class LoopStep(_OneBodyStep):
                 keep = bool(np.asarray(self.cond_const).reshape(-1)[0])
             elif not self.cond_kept:
                 keep = bool(_scalar(b.plan, queue, b.outputs[0]))
+                p.guard.check(queue)  # a condition computed from a wrongly planned shape must not steer the loop
                 hold.clear()  # the read above finished the queue
             for dst, src, n, count in self.scans:
                 if i >= count:

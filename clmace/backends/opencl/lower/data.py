@@ -26,7 +26,8 @@ PROBED = ("Transpose", "Slice", "Expand", "Split", "Tile", "Pad", "DepthToSpace"
           "Upsample", "Gather", "GatherElements", "GatherND", "ReverseSequence", "Trilu", "Compress")
 
 
-def _elt(p: Plan, name: str) -> str:
+def elt_type(p: Plan, name: str) -> str:
+    """The copy kernels' element type for a value: unsigned ints by byte width."""
     size = p.stored(name).itemsize
     if size not in ELT:
         raise NotLowerable(f"no copy kernel for {size}-byte elements")
@@ -52,7 +53,7 @@ def copy_launch(node: Node, p: Plan, src: str, dst: str, shape: tuple[int, ...],
     if pad < 0:
         raise NotLowerable(f"rank {len(shape)} > 6")
     meta = dims6(shape) + [0] * pad + list(src_strides) + [src_off] + [0] * pad + list(dst_strides) + [dst_off]
-    kern = p.kernel(FILE, "copy_nd", {"ELT": _elt(p, dst)})
+    kern = p.kernel(FILE, "copy_nd", {"ELT": elt_type(p, dst)})
     n = _size(shape)
     return p.launch(node, kern, [p.buf(src), p.buf(dst), p.ints(meta), n], (n,), (64,))
 
@@ -128,7 +129,7 @@ def lower_probed(node: Node, p: Plan) -> list[Launch]:
             continue
         if idx.size > MAX_MAP:
             raise NotLowerable(f"{node.op_type}: index map of {idx.size} elements is too large")
-        elt = _elt(p, name)
+        elt = elt_type(p, name)
         fill_bits = np.asarray(fill, dtype=p.stored(name)).reshape(1).view(ELT_NP[p.stored(name).itemsize])[0]
         kern = p.kernel(FILE, "index_map", {"ELT": elt})
         mapping = p.upload(idx.astype(np.int32).reshape(-1), count=False)
@@ -147,7 +148,7 @@ def lower_gather(node: Node, p: Plan) -> list[Launch]:
     if p.dtype(indices) not in (np.int32, np.int64):
         raise NotLowerable("Gather indices must be int32 or int64")
     idx_type = "int" if p.dtype(indices) == np.int32 else "long"
-    kern = p.kernel(FILE, "gather", {"ELT": _elt(p, data), "IDX": idx_type})
+    kern = p.kernel(FILE, "gather", {"ELT": elt_type(p, data), "IDX": idx_type})
     inner = _size(shape[axis + 1:])
     n = _size(p.shape(y))
     args = [p.buf(data), p.buf(indices), p.buf(y), shape[axis], _size(p.shape(indices)), inner, n]
@@ -182,7 +183,7 @@ def lower_where(node: Node, p: Plan) -> list[Launch]:
     out = p.shape(y)
     meta = dims6(out) + broadcast_strides(p.shape(cond), out) + broadcast_strides(p.shape(a), out) \
         + broadcast_strides(p.shape(b), out)
-    kern = p.kernel(FILE, "where", {"ELT": _elt(p, y)})
+    kern = p.kernel(FILE, "where", {"ELT": elt_type(p, y)})
     n = _size(out)
     return p.launch(node, kern, [p.buf(cond), p.buf(a), p.buf(b), p.buf(y), p.ints(meta), n], (n,), (64,))
 
@@ -213,7 +214,7 @@ def lower_scatter_elements(node: Node, p: Plan) -> list[Launch]:
     axis = int(node.attrs.get("axis", 0)) % max(len(shape), 1)
     pad = 6 - len(shape)
     meta = dims6(ishape) + [0] * pad + _contiguous(shape)
-    kern = p.kernel(FILE, "scatter_elements", {"ELT": _elt(p, y), "IDX": _idx_type(p, indices, node.op_type)})
+    kern = p.kernel(FILE, "scatter_elements", {"ELT": elt_type(p, y), "IDX": _idx_type(p, indices, node.op_type)})
     n = _size(ishape)
     args = [p.buf(indices), p.buf(updates), p.buf(y), p.ints(meta), axis + pad, shape[axis], n]
     return _copy_all(node, p, data, y) + p.launch(node, kern, args, (n,), (64,))
@@ -230,7 +231,7 @@ def lower_scatter_nd(node: Node, p: Plan) -> list[Launch]:
         raise ModelError(f"node {node.name!r} (ScatterND): indices address {k} axes of a rank-{len(shape)} input")
     strides = _contiguous(shape)
     meta = list(shape[:k]) + strides[:k]
-    kern = p.kernel(FILE, "scatter_nd", {"ELT": _elt(p, y), "IDX": _idx_type(p, indices, "ScatterND")})
+    kern = p.kernel(FILE, "scatter_nd", {"ELT": elt_type(p, y), "IDX": _idx_type(p, indices, "ScatterND")})
     n = _size(p.shape(updates))
     args = [p.buf(indices), p.buf(updates), p.buf(y), p.ints(meta), k, _size(shape[k:]), n]
     return _copy_all(node, p, data, y) + p.launch(node, kern, args, (n,), (64,))
@@ -242,7 +243,7 @@ def lower_one_hot(node: Node, p: Plan) -> list[Launch]:
     y = node.outputs[0]
     out = p.shape(y)
     axis = int(node.attrs.get("axis", -1)) % len(out)
-    kern = p.kernel(FILE, "one_hot", {"ELT": _elt(p, y), "IDX": _idx_type(p, indices, "OneHot", floats=True)})
+    kern = p.kernel(FILE, "one_hot", {"ELT": elt_type(p, y), "IDX": _idx_type(p, indices, "OneHot", floats=True)})
     n = _size(out)
     args = [p.buf(indices), p.buf(values), p.buf(y), out[axis], _size(out[axis + 1:]), n]
     return p.launch(node, kern, args, (n,), (64,))

@@ -25,6 +25,7 @@ from clmace.backends.opencl.plan.variants import (
     heuristic_lws,
     record_key,
 )
+from clmace.core.errors import PlannedShapeError
 from clmace.core.ir import Graph, Node
 
 log = logging.getLogger("clmace.opencl")
@@ -107,6 +108,45 @@ def _is_view(node: Node) -> bool:
     return True
 
 
+class ShapeGuard:
+    """A device flag for launches whose output shape depends on run-time values (a Slice with computed bounds,
+    a Range with computed inputs): they are planned at the shape the dry run saw, and write their number here
+    when a run disagrees. The runtime reads it after the run and raises PlannedShapeError, so the session plans
+    again for those inputs. One per top-level plan, shared by its body plans."""
+
+    def __init__(self) -> None:
+        self.buf: Any = None
+        self.nodes: list[str] = []  # flag value k names nodes[k - 1]
+
+    def register(self, p: Plan, node: Node) -> tuple[Any, int]:
+        """(the flag buffer, this node's flag value), creating the buffer on first use."""
+        import pyopencl as cl
+
+        if self.buf is None:
+            self.buf = cl.Buffer(p.context, cl.mem_flags.READ_WRITE | cl.mem_flags.COPY_HOST_PTR,
+                                 hostbuf=np.zeros(1, np.int32))
+        self.nodes.append(node.name)
+        return self.buf, len(self.nodes)
+
+    def check(self, queue: Any) -> None:
+        """Read the flag now (a control step that syncs anyway: a Loop reading its condition)."""
+        if self.buf is not None:
+            import pyopencl as cl
+
+            flag = np.zeros(1, np.int32)
+            cl.enqueue_copy(queue, flag, self.buf, is_blocking=True)
+            self.raise_if_set(queue, int(flag[0]))
+
+    def raise_if_set(self, queue: Any, flag: int) -> None:
+        """PlannedShapeError naming the node when flag (read from the buffer) is set; the flag is cleared."""
+        if flag:
+            import pyopencl as cl
+
+            cl.enqueue_fill_buffer(queue, self.buf, np.int32(0), 0, 4).wait()
+            raise PlannedShapeError(f"node {self.nodes[flag - 1]!r} computed another output shape than the "
+                                    "one planned")
+
+
 def _release(subs: list[Any], parents: list[Any]) -> None:
     """Release sub-buffers before their parents: NVIDIA's driver crashes on the reverse order (seen on H200)."""
     for mem in subs + parents:
@@ -123,8 +163,10 @@ class Plan:
 
     def __init__(self, graph: Graph, handle: DeviceHandle,
                  lowerings: dict[str, Lowering], half: bool, tuned: bool = True,
-                 variants: dict[str, str] | None = None, keep: Sequence[str] = ()) -> None:
+                 variants: dict[str, str] | None = None, keep: Sequence[str] = (),
+                 guard: ShapeGuard | None = None) -> None:
         self.graph, self.context, self.queue, self.device = graph, handle.context, handle.queue, handle.device
+        self.guard = guard or ShapeGuard()
         self.builder, self.half, self.lowerings, self.tuned = handle, half, lowerings, tuned
         self._keep = list(keep)  # values whose storage must outlive their last reader (a body's loop-invariant inputs)
         self.is_gpu = bool(self.device.type & 4)  # CL_DEVICE_TYPE_GPU
@@ -461,4 +503,4 @@ class Plan:
 
     def sub_plan(self, graph: Graph, keep: Sequence[str] = ()) -> Plan:
         """A plan for a control-flow body on the same device, precision and tuning choices."""
-        return Plan(graph, self.builder, self.lowerings, self.half, self.tuned, self.forced, keep)
+        return Plan(graph, self.builder, self.lowerings, self.half, self.tuned, self.forced, keep, self.guard)
