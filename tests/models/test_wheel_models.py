@@ -34,12 +34,29 @@ def _text_image(shape: tuple[int, ...], seed: int = 0) -> np.ndarray:
     return (img - 0.5) / 0.5
 
 
+def _audio(n: int, seed: int = 3) -> np.ndarray:
+    """A tone in noise, as a speech front end would see it."""
+    rng = np.random.default_rng(seed)
+    return (np.sin(np.linspace(0, 60 * n / 512, n)) * 0.3 + rng.standard_normal(n) * 0.05).astype(np.float32)
+
+
 FEEDS = {
     "captcha_ocr": lambda: [{"input1": _text_image((1, 1, 64, 160))}],
     "magika": lambda: [{"bytes": np.random.default_rng(2).integers(0, 257, (2, 2048)).astype(np.int32)}],
     "ppocr_det": lambda: [{"x": _text_image((1, 3, 320, 320))}],
     "ppocr_rec": lambda: [{"x": _text_image((1, 3, 48, 320))}],
     "ppocr_cls": lambda: [{"x": _text_image((1, 3, 48, 192))}],
+    "layout_cdla": lambda: [{"image": _text_image((1, 3, 800, 608))}],
+    "doc_orientation": lambda: [{"x": _text_image((1, 3, 224, 224))}],
+    # two pages whose tables decode to different lengths: the second run re-plans (a guarded Slice)
+    "table_slanet": lambda: [{"x": _text_image((1, 3, 488, 488), seed)} for seed in (0, 1)],
+    "oww_melspec": lambda: [{"input": _audio(16000)[None] * 3000}],
+    "oww_embedding": lambda: [{"input_1": np.random.default_rng(4).standard_normal((1, 76, 32, 1)).astype(
+        np.float32)}],
+    "oww_jarvis": lambda: [{"x.1": np.random.default_rng(5).standard_normal((1, 16, 96)).astype(np.float32)}],
+    "oww_mycroft": lambda: [{"input_1": np.random.default_rng(6).standard_normal((1, 16, 96)).astype(np.float32)}],
+    "silero_vad4": lambda: [{"input": _audio(512)[None], "sr": np.array(16000, np.int64),
+                             "h": np.zeros((2, 1, 64), np.float32), "c": np.zeros((2, 1, 64), np.float32)}],
 }
 
 
