@@ -19,7 +19,9 @@ import warnings
 import numpy as np
 
 SHAPES = {"ppocr_det": [1, 3, 320, 320], "ppocr_rec": [1, 3, 48, 320], "ppocr_cls": [1, 3, 48, 192],
-          "captcha_ocr": [1, 1, 64, 160], "magika": None}
+          "captcha_ocr": [1, 1, 64, 160], "magika": None, "layout_cdla": None, "doc_orientation": [1, 3, 224, 224],
+          "table_slanet": [1, 3, 488, 488], "oww_melspec": [1, 16000], "oww_embedding": [1, 76, 32, 1],
+          "oww_mycroft": [1, 16, 96]}
 MODELS = tuple(SHAPES)
 
 

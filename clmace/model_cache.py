@@ -31,13 +31,18 @@ def enabled() -> bool:
     return os.environ.get(ENV_OFF, "1") != "0"
 
 
+# Raised whenever the graph passes change what a conversion produces (a new pass, a pass that does more), so
+# that an entry converted by an older pipeline of the same version is converted again.
+PASSES_REVISION = 2
+
+
 def entry_path(model_path: str, input_shapes: Mapping[str, Sequence[int]] | None, run_passes: bool) -> str:
     """Where the converted model of this ONNX file and these options lives."""
     from clmace import __version__
 
     h = hashlib.sha256(sha256_file(model_path).encode())
     h.update(json.dumps([sorted((k, [int(d) for d in v]) for k, v in (input_shapes or {}).items()), run_passes,
-                         __version__, modelfile.FORMAT_VERSION]).encode())
+                         __version__, modelfile.FORMAT_VERSION, PASSES_REVISION]).encode())
     return os.path.join(default_cache_dir(), "models", h.hexdigest()[:40] + ".clmace")
 
 

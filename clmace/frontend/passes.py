@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 
 from clmace.core.ir import Graph
-from clmace.frontend.control import inline_constant_if
+from clmace.frontend.control import hoist_loop_invariants, inline_constant_if
 from clmace.frontend.fold import fold_constants, remove_identity
 from clmace.frontend.fuse import fold_batchnorm, fuse_activation, fuse_bias, recognize_hard_swish
 from clmace.frontend.graph_edit import remove_unused
@@ -22,6 +22,7 @@ PIPELINE: list[tuple[str, Pass]] = [
     ("remove_identity", remove_identity),
     ("fold_constants", fold_constants),
     ("inline_constant_if", inline_constant_if),
+    ("hoist_loop_invariants", hoist_loop_invariants),
     ("fold_batchnorm", fold_batchnorm),
     ("fuse_bias", fuse_bias),
     ("recognize_hard_swish", recognize_hard_swish),

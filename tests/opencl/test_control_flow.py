@@ -271,3 +271,42 @@ def test_a_decoder_loop_as_paddle_exports_it_runs_on_the_device() -> None:
     feeds = [{"h0": rng.standard_normal((1, 4)).astype(np.float32)} for _ in range(2)]
     sess = _on_device(model, feeds)
     assert [type(s).__name__ for s in runtime_of(sess).plan.steps] == ["LoopStep"]
+
+
+def _hoistable_loop(trip: int = 4) -> object:
+    """Loop(M): h = tanh(h @ W^T + mean(feat @ P)); W carried through unchanged (as Paddle exports it), feat read
+    from outside: W^T, feat @ P and its mean are the same every iteration."""
+    body = helper.make_graph(
+        [helper.make_node("Transpose", ["w_in"], ["wt"]),
+         helper.make_node("MatMul", ["feat", "P"], ["proj"]),
+         helper.make_node("ReduceMean", ["proj"], ["ctx"], axes=[0], keepdims=1),
+         helper.make_node("MatMul", ["h_in", "wt"], ["hw"]),
+         helper.make_node("Add", ["hw", "ctx"], ["pre"]),
+         helper.make_node("Tanh", ["pre"], ["h_out"]),
+         helper.make_node("Identity", ["cond_in"], ["cond_out"])],
+        "body", [_vi("i", TensorProto.INT64, []), _vi("cond_in", TensorProto.BOOL, []), _vi("w_in", shape=[4, 4]),
+                 _vi("h_in", shape=[1, 4])],
+        [_vi("cond_out", TensorProto.BOOL, []), _vi("w_in", shape=[4, 4]), _vi("h_out", shape=[1, 4])])
+    rng = np.random.default_rng(7)
+    nodes = [helper.make_node("Loop", ["M", "", "W0", "h0"], ["w_final", "h"], body=body)]
+    return _model(nodes, [("feat", [6, 3]), ("h0", [1, 4])], [("w_final", [4, 4]), ("h", [1, 4])],
+                  [("M", np.array(trip, np.int64)), ("W0", rng.standard_normal((4, 4)).astype(np.float32) * 0.5),
+                   ("P", rng.standard_normal((3, 4)).astype(np.float32))])
+
+
+@pytest.mark.parametrize("device", ["cpu", "opencl"])
+def test_loop_invariant_work_moves_out_of_the_body(device) -> None:
+    """The frontend hoists the invariant nodes (the transpose of a passed-through weight, the projection of an
+    outer value and its mean) in front of the loop; the results stay onnxruntime's."""
+    from tests.onnx_build import ort_run
+
+    model = _hoistable_loop()
+    sess = clmace.InferenceSession(model, device=device)
+    assert sess.pass_report["hoist_loop_invariants"] == 3
+    loop = next(n for n in sess.graph.nodes if n.op_type == "Loop")
+    assert [n.op_type for n in loop.attrs["body"].nodes] == ["MatMul", "Add", "Tanh", "Identity"]
+    rng = np.random.default_rng(8)
+    feeds = {"feat": rng.standard_normal((6, 3)).astype(np.float32),
+             "h0": rng.standard_normal((1, 4)).astype(np.float32)}
+    for got, want in zip(sess.run(None, feeds), ort_run(model, feeds), strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -10,18 +10,25 @@
 // Strided copy over up to 6 dims: y[doff + sum(c_d * ds_d)] = x[soff + sum(c_d * ss_d)] for every index c
 // of dims. meta = dims[6], source strides[6], source offset, destination strides[6], destination offset.
 // Covers Transpose, Slice, Expand, Split, Concat (one launch per input) and plain copies.
+// RANK: the dims left after lower/eltwise.collapse merged them (right-aligned in meta); one division per dim
+// but the outermost.
+#ifndef RANK
+#define RANK 6
+#endif
 __kernel void copy_nd(__global const ELT* restrict x, __global ELT* restrict y,
                       __global const int* restrict meta, int n)
 {
   const int i = get_global_id(0);
   if (i >= n) return;
   int rem = i, s = meta[12], d = meta[19];
-  for (int k = 5; k >= 0; k--) {
+  for (int k = 5; k > 6 - RANK; k--) {
     const int c = rem % meta[k];
     rem /= meta[k];
     s += c * meta[6 + k];
     d += c * meta[13 + k];
   }
+  s += rem * meta[12 - RANK];
+  d += rem * meta[19 - RANK];
   y[d] = x[s];
 }
 

@@ -197,19 +197,25 @@ __kernel void binary_flat(__global const T* restrict a, __global const T* restri
   STORE(y, i, BINARY(va, vb));
 }
 
-// General broadcast over up to 6 dims: meta = out dims[6], a strides[6], b strides[6].
+#ifndef RANK
+#define RANK 6
+#endif
+// General broadcast over RANK (<= 6, merged by lower/eltwise.collapse) dims: meta = out dims[6], a strides[6],
+// b strides[6], the dims right-aligned.
 __kernel void binary(__global const T* restrict a, __global const T* restrict b,
                      __global OUT_T* restrict y, __global const int* restrict meta, int n)
 {
   const int i = get_global_id(0);
   if (i >= n) return;
   int rem = i, ia = 0, ib = 0;
-  for (int d = 5; d >= 0; d--) {
+  for (int d = 5; d > 6 - RANK; d--) {
     const int c = rem % meta[d];
     rem /= meta[d];
     ia += c * meta[6 + d];
     ib += c * meta[12 + d];
   }
+  ia += rem * meta[12 - RANK];
+  ib += rem * meta[18 - RANK];
   const F va = LD(a, ia), vb = LD(b, ib);
   STORE(y, i, BINARY(va, vb));
 }
@@ -218,7 +224,8 @@ __kernel void binary(__global const T* restrict a, __global const T* restrict b,
 #ifdef CHAIN
 // A generated chain of element-wise ops (lower/chain.py): CHAIN_BODY assigns t[0..CHAIN_N-1] from the inputs
 // x0..x7, loaded at this element (LD(xk,i)), at element 0, or through broadcast strides (OFF(j): meta holds
-// the output's 6 dims, then 6 strides per broadcast input); the last temporary is the result.
+// the output's dims, merged to CHAIN_RANK and padded to 6, then 6 strides per broadcast input); the last
+// temporary is the result.
 #define OFF(j) (c[0] * meta[6 + 6 * (j)] + c[1] * meta[7 + 6 * (j)] + c[2] * meta[8 + 6 * (j)] + \
                 c[3] * meta[9 + 6 * (j)] + c[4] * meta[10 + 6 * (j)] + c[5] * meta[11 + 6 * (j)])
 __kernel void chain(__global const T* x0, __global const T* x1, __global const T* x2, __global const T* x3,
@@ -228,12 +235,14 @@ __kernel void chain(__global const T* x0, __global const T* x1, __global const T
   const int i = get_global_id(0);
   if (i >= n) return;
 #ifdef CHAIN_STRIDED
-  int c[6];
+  // CHAIN_RANK dims after merging (lower/eltwise.collapse): one division per dim but the outermost.
+  int c[6] = {0, 0, 0, 0, 0, 0};
   int rem = i;
-  for (int d = 5; d >= 0; d--) {
+  for (int d = 5; d > 6 - CHAIN_RANK; d--) {
     c[d] = rem % meta[d];
     rem /= meta[d];
   }
+  c[6 - CHAIN_RANK] = rem;
 #endif
   float t[CHAIN_N];
   CHAIN_BODY

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from clmace.backends.opencl import expr
-from clmace.backends.opencl.lower.eltwise import broadcast_strides, dims6, lower_binary
+from clmace.backends.opencl.lower.eltwise import broadcast_strides, collapse, dims6, lower_binary
 from clmace.backends.opencl.plan.fusion import CHAIN_DOMAIN, CHAIN_OP, MAX_CHAIN_INPUTS
 from clmace.backends.opencl.plan.schedule import Launch, NotLowerable, Plan
 from clmace.core.ir import Node
@@ -24,7 +24,7 @@ def lower_chain(node: Node, p: Plan) -> list[Launch]:
         raise NotLowerable("element-wise chains of float32 values only")
     operand: dict[str, str] = {}
     buffers: list = []
-    meta = dims6(shape)
+    strided: list[list[int]] = []
     for name in node.inputs:
         value = p.const(name)
         if value is not None and value.size == 1:
@@ -40,16 +40,19 @@ def lower_chain(node: Node, p: Plan) -> list[Launch]:
         elif size == 1:
             operand[name] = f"LD(x{k},0)"
         else:
-            operand[name] = f"LD(x{k},OFF({(len(meta) - 6) // 6}))"
-            meta += broadcast_strides(p.shape(name), shape)
+            operand[name] = f"LD(x{k},OFF({len(strided)}))"
+            strided.append(broadcast_strides(p.shape(name), shape)[6 - len(shape):])
     body = []
     for t, member in enumerate(node.attrs["members"]):
         args = [operand[i] for i in expr.operands(p.graph, member)]
         body.append(f"t[{t}]={expr.render(p.graph, member, args)};")
         operand[member.outputs[0]] = f"t[{t}]"
     defines = {**p.float_defines(out), "CHAIN": None, "CHAIN_N": len(body), "CHAIN_BODY": "".join(body)}
-    if len(meta) > 6:
-        defines["CHAIN_STRIDED"] = None
+    meta = dims6(shape)
+    if strided:
+        dims, steps = collapse(shape, strided)
+        meta = dims6(tuple(dims)) + [v for st in steps for v in [0] * (6 - len(st)) + st]
+        defines.update({"CHAIN_STRIDED": None, "CHAIN_RANK": len(dims)})
     kern = p.kernel(FILE, "chain", defines)
     pad = [p.buf(out)] * (MAX_CHAIN_INPUTS - len(buffers))  # unused inputs: any buffer
     return p.launch(node, kern, [*buffers, *pad, p.buf(out), p.ints(meta), n], (n,), (64,))

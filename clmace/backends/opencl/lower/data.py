@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clmace.backends.opencl.lower.eltwise import broadcast_strides, dims6
+from clmace.backends.opencl.lower.eltwise import broadcast_strides, collapse, dims6
 from clmace.backends.opencl.plan.schedule import Launch, NotLowerable, Plan
 from clmace.core.errors import ModelError
 from clmace.core.ir import Node
@@ -49,11 +49,12 @@ def _contiguous(shape: tuple[int, ...]) -> list[int]:
 def copy_launch(node: Node, p: Plan, src: str, dst: str, shape: tuple[int, ...], src_strides: list[int],
                 src_off: int, dst_strides: list[int], dst_off: int) -> list[Launch]:
     """A strided copy of `shape` elements from src to dst."""
-    pad = 6 - len(shape)
-    if pad < 0:
+    if len(shape) > 6:
         raise NotLowerable(f"rank {len(shape)} > 6")
-    meta = dims6(shape) + [0] * pad + list(src_strides) + [src_off] + [0] * pad + list(dst_strides) + [dst_off]
-    kern = p.kernel(FILE, "copy_nd", {"ELT": elt_type(p, dst)})
+    dims, (ss, ds) = collapse(tuple(shape), [list(src_strides), list(dst_strides)])
+    pad = 6 - len(dims)
+    meta = dims6(tuple(dims)) + [0] * pad + ss + [src_off] + [0] * pad + ds + [dst_off]
+    kern = p.kernel(FILE, "copy_nd", {"ELT": elt_type(p, dst), "RANK": len(dims)})
     n = _size(shape)
     return p.launch(node, kern, [p.buf(src), p.buf(dst), p.ints(meta), n], (n,), (64,))
 

@@ -122,6 +122,25 @@ def broadcast_strides(shape: tuple[int, ...], out: tuple[int, ...]) -> list[int]
     return [0] * (6 - len(strides)) + strides
 
 
+def collapse(shape: tuple[int, ...], strides: list[list[int]]) -> tuple[list[int], list[list[int]]]:
+    """The same element walk over fewer dimensions: dims of size 1 dropped, and neighbours merged where every
+    operand steps through them as one (contiguously, or both broadcast). Each kernel's coordinate loop then
+    does one integer division per remaining dimension instead of six. Returns (dims, strides per operand),
+    at least one dimension; strides given in shape's rank."""
+    keep = [d for d in range(len(shape)) if shape[d] != 1]
+    dims = [int(shape[d]) for d in keep] or [1]
+    out = [[int(s[d]) for d in keep] or [0] for s in strides]
+    k = len(dims) - 2
+    while k >= 0:
+        if all(st[k] == st[k + 1] * dims[k + 1] for st in out):
+            dims[k + 1] *= dims[k]
+            del dims[k]
+            for st in out:
+                del st[k]
+        k -= 1
+    return dims, out
+
+
 def dims6(shape: tuple[int, ...]) -> list[int]:
     """shape padded with leading 1s to rank 6."""
     if len(shape) > 6:
@@ -163,8 +182,10 @@ def lower_binary(node: Node, p: Plan) -> list[Launch]:
         kern = p.kernel(FILE, "binary_flat", defines)
         args = [p.buf(a), p.buf(b), p.buf(y), n, int(_size(p, a) != 1 or n == 1), int(_size(p, b) != 1 or n == 1)]
         return p.launch(node, kern, args, (n,), _lws(p))
-    meta = dims6(out) + broadcast_strides(sa, out) + broadcast_strides(sb, out)
-    kern = p.kernel(FILE, "binary", defines)
+    dims, (st_a, st_b) = collapse(out, [broadcast_strides(sa, out)[6 - len(out):],
+                                        broadcast_strides(sb, out)[6 - len(out):]])
+    meta = dims6(tuple(dims)) + [0] * (6 - len(dims)) + st_a + [0] * (6 - len(dims)) + st_b
+    kern = p.kernel(FILE, "binary", {**defines, "RANK": len(dims)})
     return p.launch(node, kern, [p.buf(a), p.buf(b), p.buf(y), p.ints(meta), n], (n,), _lws(p))
 
 
