@@ -73,10 +73,16 @@ __kernel void rnn_project16(__global const T* restrict x, __global const T* rest
   }
 }
 
-// dot(R[d][row], v) over H
+// dot(R[d][row], v) over H, 16 lanes at a time: one work-item walks a whole row, so explicit vectors are what
+// makes it fast on CPUs (PoCL cannot vectorise across work-items reading rows H apart): 7x on a captcha model's LSTM.
 inline float rnn_dot(__global const T* restrict r, size_t row, __local const float* v, int H) {
-  float acc = 0.0f;
-  for (int k = 0; k < H; ++k) acc += LD(r, row + k) * v[k];
+  float16 acc16 = (float16)(0.0f);
+  int k = 0;
+  for (; k + 16 <= H; k += 16) acc16 = MULADD(LD16(r, row + k), vload16(0, v + k), acc16);
+  const float8 a8 = acc16.lo + acc16.hi;
+  const float4 a4 = a8.lo + a8.hi;
+  float acc = (a4.x + a4.y) + (a4.z + a4.w);
+  for (; k < H; ++k) acc += LD(r, row + k) * v[k];
   return acc;
 }
 
