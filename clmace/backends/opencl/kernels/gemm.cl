@@ -54,6 +54,57 @@ __kernel void gemm_packed(__global const T* restrict a, __global const T* restri
   }
 }
 
+// gemm_packed with 32 columns (two 16-column blocks of the packing) x GM rows per work-item: twice the
+// multiply-adds per load of A, 2 * GM vector accumulators (16 at GM = 8: half of AVX-512's registers).
+__kernel void gemm_packed32(__global const T* restrict a, __global const T* restrict bp,
+                            __global const T* restrict bias, __global const T* restrict c,
+                            __global T* restrict y, int M, int N, int K, int sam, int sak,
+                            int has_c, int csm, int csn, float beta, float p0, float p1)
+{
+  const int nb = get_global_id(0) * 2;
+  const int m0 = get_global_id(1) * GM;
+  const int nblocks = (N + 15) / 16;
+  if (nb >= nblocks || m0 >= M) return;
+  const int two = nb + 1 < nblocks;  // the last work-item of an odd block count has one block
+  const __global T* b0p = bp + (size_t)nb * K * 16;
+  const __global T* b1p = bp + (size_t)(nb + two) * K * 16;  // the same block again when alone: never stored
+  float16 acc0[GM], acc1[GM];
+  const __global T* ar[GM];
+#pragma unroll
+  for (int i = 0; i < GM; i++) {
+    acc0[i] = LD16(bias, nb * 16);
+    acc1[i] = LD16(bias, (nb + two) * 16);
+    ar[i] = a + (size_t)min(m0 + i, M - 1) * sam;
+  }
+  for (int k = 0; k < K; k++) {
+    const float16 bv0 = LD16(b0p, k * 16), bv1 = LD16(b1p, k * 16);
+    const size_t ak = (size_t)k * sak;
+#pragma unroll
+    for (int i = 0; i < GM; i++) {
+      const float16 av = (float16)(LD(ar[i], ak));
+      acc0[i] = MULADD(av, bv0, acc0[i]);
+      acc1[i] = MULADD(av, bv1, acc1[i]);
+    }
+  }
+  for (int i = 0; i < GM && m0 + i < M; i++) {
+    const int m = m0 + i;
+    for (int h = 0; h <= two; h++) {
+      const int n0 = (nb + h) * 16;
+      float t[16];
+      vstore16(h ? acc1[i] : acc0[i], 0, t);
+      if (has_c) {
+        for (int l = 0; l < 16 && n0 + l < N; l++) t[l] += beta * LD(c, (size_t)m * csm + (size_t)(n0 + l) * csn);
+      }
+      const size_t base = (size_t)m * N + n0;
+      if (n0 + 16 <= N) {
+        ST16(y, base, ACTIVATE(vload16(0, t), p0, p1));
+      } else {
+        for (int l = 0; n0 + l < N; l++) ST(y, base + l, ACTIVATE(t[l], p0, p1));
+      }
+    }
+  }
+}
+
 // Batched Y[b][m][n] = act(sum_k A[aoff[b] + m*sam + k*sak] * B[boff[b] + k*sbk + n*sbn]).
 __kernel void matmul(__global const T* restrict a, __global const T* restrict b,
                      __global T* restrict y, __global const int* restrict offs, int M, int N, int K,

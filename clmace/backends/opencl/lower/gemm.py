@@ -55,6 +55,7 @@ def _packed(node: Node, p: Plan, a: str, a_strides: tuple[int, int], m: int, k: 
     b32 = np.asarray(b, np.float32)  # no copy when already float32: the packers copy anyway
     bias32 = np.broadcast_to(np.asarray(bias, np.float32).reshape(-1), (n,))
     variants = [Variant(f"r{gm}", FILE, "gemm_packed", (("GM", gm),) if gm != 4 else ()) for gm in (4, 1)]
+    variants += [Variant(f"r{gm}x32", FILE, "gemm_packed32", (("GM", gm),)) for gm in (8, 4, 6)]
     variants += [Variant(f"col{gm}", FILE, "gemm_col", (("GM", gm),), gpu=True) for gm in (1, 4)]
     variants += tiled_variants(FILE, "gemm_tiled")
     variants += [Variant(f"ksplit{ks}", FILE, "gemm_ksplit", (("KS", ks),), (256 // ks, ks, 1), True) for ks in (8, 16)]
@@ -75,13 +76,17 @@ def _packed(node: Node, p: Plan, a: str, a_strides: tuple[int, int], m: int, k: 
         args = [p.buf(a), p.upload(_pack_b(b32), like=a), p.upload(padded_bias, like=a), cbuf,
                 p.buf(node.outputs[0]), *tail]
         gm = d.get("GM", 4)
-        return Bound(kern, args, (-(-n // 16) if v.kernel == "gemm_packed" else n, -(-m // gm)))
+        cols = {"gemm_packed": -(-n // 16), "gemm_packed32": -(-n // 32)}.get(v.kernel, n)
+        return Bound(kern, args, (cols, -(-m // gm)))
 
     shape = f"m={m} n={n} k={k} sa={a_strides[0]}x{a_strides[1]} c={1 if c else 0}:{c_strides[0]}x{c_strides[1]}"
     key = record_key("gemm", [FILE], options_text(base), shape, p.stored(a).name)
     # GPUs: few rows are a GEMV (split K across a work-group), more rows a tiled GEMM.
     gpu = variants[-1] if m <= 8 else pick_tile(variants, m, n, 1, int(p.device.max_compute_units))
-    spec = TuneSpec("gemm", key, shape, variants, build, gpu if p.is_gpu else variants[0])
+    # CPUs: 8 rows x 32 columns per work-item once there are 8 rows (1.2-3x the 4 x 16 block on PoCL with
+    # AVX-512, bench/bench_gemm.py), the 4 x 16 block below that.
+    cpu = next(v for v in variants if v.name == "r8x32") if m >= 8 else variants[0]
+    spec = TuneSpec("gemm", key, shape, variants, build, gpu if p.is_gpu else cpu)
     return p.tunable(node, spec)
 
 
