@@ -57,13 +57,15 @@ def test_depthwise(c, mult, h, w, k, s, d, pads, act) -> None:
 
 @SETTINGS
 @given(c=st.integers(1, 3), g=st.integers(1, 3), cout=st.integers(1, 3), h=st.integers(1, 20),
-       w=st.integers(1, 25), kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3),
-       sw=st.integers(1, 3), dh=st.integers(1, 2), dw=st.integers(1, 2), pads=st.tuples(*[st.integers(0, 3)] * 4))
-def test_general(c, g, cout, h, w, kh, kw, sh, sw, dh, dw, pads) -> None:
-    """Grouped, strided, dilated, asymmetrically padded convolutions (the general kernel)."""
+       w=st.integers(1, 40), kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3),
+       sw=st.integers(1, 3), dh=st.integers(1, 2), dw=st.integers(1, 2), pads=st.tuples(*[st.integers(0, 3)] * 4),
+       variant=st.sampled_from(["direct_8x8", "direct_16x8"]))
+def test_general(c, g, cout, h, w, kh, kw, sh, sw, dh, dw, pads, variant) -> None:
+    """Grouped, strided, dilated, asymmetrically padded convolutions (the general kernel, 8- and 16-pixel)."""
     if (h + pads[0] + pads[2] - (kh - 1) * dh - 1) < 0 or (w + pads[1] + pads[3] - (kw - 1) * dw - 1) < 0:
         return
-    compare(conv_model(1, c * g, h, w, cout * g, (kh, kw), (sh, sw), (dh, dw), pads, group=g))
+    compare(conv_model(1, c * g, h, w, cout * g, (kh, kw), (sh, sw), (dh, dw), pads, group=g),
+            variants={"conv_general": variant})
 
 
 @pytest.mark.parametrize("shape", [(1, 3, 1, 1), (2, 5, 1, 1), (1, 1, 7, 1), (1, 2, 1, 9)])

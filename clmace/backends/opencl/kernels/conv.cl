@@ -206,15 +206,24 @@ __kernel void conv_dw(__global const T* restrict x, __global const T* restrict w
 #endif
 
 #ifdef CONV_GENERAL
-// General grouped / strided / dilated convolution: each work-item computes CB=8 output channels x 8
-// pixels of one output row. x: [N][G*cin][H][W], w: [G][ncb][cin][KH][KW][8], y: [N][G*cout][OH][OW].
+// General grouped / strided / dilated convolution: each work-item computes CB=8 output channels x GPX (8, or
+// 16 for AVX-512-wide vectors) pixels of one output row. x: [N][G*cin][H][W], w: [G][ncb][cin][KH][KW][8],
+// y: [N][G*cout][OH][OW].
+#ifndef GPX
+#define GPX 8
+#endif
+#define GV CAT(float, GPX)
+#define GLD CAT(LD, GPX)
+#define GST CAT(ST, GPX)
+#define GLOAD CAT(load_row, GPX)
+#define GSTORE CAT(vstore, GPX)
 __kernel void conv_general(__global const T* restrict x, __global const T* restrict w,
                            __global const T* restrict bias, __global const T* restrict res,
                            __global T* restrict y, int cin, int cout, int H, int W, int OH, int OW,
                            int KH, int KW, int SH, int SW, int DH, int DW, int pad_t, int pad_l,
                            int groups, int vec_ok, int NG, int has_res, float p0, float p1, float q0, float q1)
 {
-  const int ox0 = get_global_id(0) * 8;
+  const int ox0 = get_global_id(0) * GPX;
   const int oy = get_global_id(1);
   const int ncb = (cout + 7) / 8;
   const int cb = get_global_id(2) % ncb;
@@ -223,10 +232,10 @@ __kernel void conv_general(__global const T* restrict x, __global const T* restr
   const int g = ng % groups;
   const __global T* xp = x + (size_t)ng * cin * H * W;
   const __global T* wp = w + (size_t)(g * ncb + cb) * cin * KH * KW * 8;
-  float8 acc[8];
-  for (int j = 0; j < 8; j++) acc[j] = (float8)(LD(bias, (g * ncb + cb) * 8 + j));
+  GV acc[8];
+  for (int j = 0; j < 8; j++) acc[j] = (GV)(LD(bias, (g * ncb + cb) * 8 + j));
   const int ix0 = ox0 * SW - pad_l;
-  const bool inside = ix0 >= 0 && (ox0 + 7) * SW + (KW - 1) * DW - pad_l < W;
+  const bool inside = ix0 >= 0 && (ox0 + GPX - 1) * SW + (KW - 1) * DW - pad_l < W;
   for (int ci = 0; ci < cin; ci++) {
     for (int ky = 0; ky < KH; ky++) {
       const int iy = oy * SH - pad_t + ky * DH;
@@ -235,28 +244,28 @@ __kernel void conv_general(__global const T* restrict x, __global const T* restr
       const __global T* wk = wp + ((size_t)(ci * KH + ky) * KW) * 8;
       for (int kx = 0; kx < KW; kx++) {
         const int ix = ix0 + kx * DW;
-        const float8 v = load_row8(row, ix, SW, W, inside, vec_ok);
+        const GV v = GLOAD(row, ix, SW, W, inside, vec_ok);
         const float8 wv = LD8(wk, kx * 8);
-        acc[0] = MULADD(v, (float8)(wv.s0), acc[0]);
-        acc[1] = MULADD(v, (float8)(wv.s1), acc[1]);
-        acc[2] = MULADD(v, (float8)(wv.s2), acc[2]);
-        acc[3] = MULADD(v, (float8)(wv.s3), acc[3]);
-        acc[4] = MULADD(v, (float8)(wv.s4), acc[4]);
-        acc[5] = MULADD(v, (float8)(wv.s5), acc[5]);
-        acc[6] = MULADD(v, (float8)(wv.s6), acc[6]);
-        acc[7] = MULADD(v, (float8)(wv.s7), acc[7]);
+        acc[0] = MULADD(v, (GV)(wv.s0), acc[0]);
+        acc[1] = MULADD(v, (GV)(wv.s1), acc[1]);
+        acc[2] = MULADD(v, (GV)(wv.s2), acc[2]);
+        acc[3] = MULADD(v, (GV)(wv.s3), acc[3]);
+        acc[4] = MULADD(v, (GV)(wv.s4), acc[4]);
+        acc[5] = MULADD(v, (GV)(wv.s5), acc[5]);
+        acc[6] = MULADD(v, (GV)(wv.s6), acc[6]);
+        acc[7] = MULADD(v, (GV)(wv.s7), acc[7]);
       }
     }
   }
   for (int j = 0; j < 8 && cb * 8 + j < cout; j++) {
     const size_t base = (((size_t)ng * cout + cb * 8 + j) * OH + oy) * OW + ox0;
-    float8 v = ACTIVATE(acc[j], p0, p1);
-    if (ox0 + 8 <= OW) {
-      if (has_res) v += LD8(res, base);
-      ST8(y, base, ACTIVATE2(v, q0, q1));
+    GV v = ACTIVATE(acc[j], p0, p1);
+    if (ox0 + GPX <= OW) {
+      if (has_res) v += GLD(res, base);
+      GST(y, base, ACTIVATE2(v, q0, q1));
     } else {
-      float t[8];
-      vstore8(v, 0, t);
+      float t[GPX];
+      GSTORE(v, 0, t);
       for (int l = 0; ox0 + l < OW; l++) {
         float s = t[l];
         if (has_res) s += LD(res, base + l);
