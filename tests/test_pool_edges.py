@@ -33,6 +33,12 @@ def _cases() -> list[tuple[str, dict, tuple[int, ...]]]:
             cases.append((op, {"kernel_shape": [3, 2], "strides": [2, 3], "auto_pad": auto}, (1, 3, 8, 7)))
     cases.append(("AveragePool", {"kernel_shape": [1, 10], "strides": [1, 3], "pads": [0, 1, 0, 1],
                                   "ceil_mode": 1}, (1, 2, 3, 7)))  # the kernel is longer than the padded row
+    # transformers' EfficientNet pooler: AvgPool2d(hidden_dim, ceil_mode=True), a 2560 kernel over 7x7 (the
+    # windows must cost their overlap with the input: 62 GiB of padding and 6.5M taps per output otherwise)
+    for op in ("AveragePool", "LpPool"):
+        extra = {"p": 2} if op == "LpPool" else {}
+        cases.append((op, {"kernel_shape": [2560, 2560], "strides": [2560, 2560], "ceil_mode": 1, **extra},
+                      (1, 16, 7, 7)))
     return cases
 
 

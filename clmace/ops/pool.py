@@ -117,10 +117,23 @@ def _window_counts(size: int, b: int, e: int, grown_e: int, k: int, s: int, d: i
     return np.add.reduce([valid[t * d: t * d + s * (o - 1) + 1: s] for t in range(k)])
 
 
-def _sum_pool(xp: np.ndarray, kernel: list[int], strides: list[int], dilations: list[int],
+def _sum_pool(x: np.ndarray, kernel: list[int], strides: list[int], dilations: list[int], begin: list[int],
               out: list[int]) -> np.ndarray:
+    """Window sums over x zero-padded: only the taps that reach the input in some window are visited, and the
+    end padding goes only as far as they read (a ceil_mode kernel of 2560 over a 7x7 map visits 7x7 taps of
+    an 8x8 array, not 2560x2560 of a 2560x2560 one)."""
+    useful, end = [], []
+    for size, k, s, d, b, o in zip(x.shape[2:], kernel, strides, dilations, begin, out, strict=True):
+        t = np.arange(k)
+        first_window = np.maximum(-((t * d - b) // s), 0)  # ceil((b - t*d) / s), at least window 0
+        taps = t[(first_window < o) & (t * d + first_window * s < b + size)]
+        useful.append(taps.tolist())
+        end.append(max(0, int(taps.max()) * d + (o - 1) * s + 1 - size - b) if taps.size else 0)
+    if not all(useful):
+        return np.zeros(x.shape[:2] + tuple(out), x.dtype)
+    xp = pad_spatial(x, begin, end)
     acc = None
-    for taps in itertools.product(*(range(k) for k in kernel)):
+    for taps in itertools.product(*useful):
         view = xp[tap_slices(taps, strides, dilations, out)]
         acc = view.copy() if acc is None else np.add(acc, view, out=acc)
     return acc
@@ -136,7 +149,7 @@ def average_pool(x: np.ndarray, *, auto_pad: str, ceil_mode: int = 0, count_incl
         return np.empty(x.shape[:2] + tuple(out), x.dtype)
     _, end = window_pads("AveragePool", x.shape[2:], kernel, strides, dilations, pads, auto_pad)
     ct = work_dtype(x.dtype)
-    total = _sum_pool(pad_spatial(x.astype(ct, copy=False), begin, grown), kernel, strides, dilations, out)
+    total = _sum_pool(x.astype(ct, copy=False), kernel, strides, dilations, begin, out)
     count = np.ones((), np.int64)
     for axis, (size, b, e, g, k, s, d, o) in enumerate(zip(x.shape[2:], begin, end, grown, kernel, strides,
                                                             dilations, out, strict=True)):
@@ -155,7 +168,7 @@ def lp_pool(x: np.ndarray, *, auto_pad: str, ceil_mode: int = 0,
         return np.empty(x.shape[:2] + tuple(out), x.dtype)
     ct = work_dtype(x.dtype)
     powered = np.abs(x.astype(ct, copy=False)) ** ct.type(p)
-    total = _sum_pool(pad_spatial(powered, begin, grown), kernel, strides, dilations, out)
+    total = _sum_pool(powered, kernel, strides, dilations, begin, out)
     return (total ** ct.type(1.0 / p)).astype(x.dtype, copy=False)
 
 

@@ -1,6 +1,15 @@
 // 2-D pooling on NCHW: one work-item per output pixel; window geometry as run-time arguments.
 // -DPOOL_MAX or -DPOOL_AVG. pad_b / pad_r are the explicit end pads (count_include_pad counts up to them).
 
+// The taps a window has inside [lo, hi] along one axis (first, end): the loops and the average's count then
+// cost the window's overlap with the input, not its extent (a ceil_mode kernel of 2560 over a 7x7 map).
+inline int2 tap_range(int start, int K, int D, int lo, int hi)
+{
+  const int first = start < lo ? (lo - start + D - 1) / D : 0;
+  const int end = hi < start ? 0 : min(K, (hi - start) / D + 1);
+  return (int2)(first, max(end, first));
+}
+
 __kernel void pool2d(__global const T* restrict x, __global T* restrict y, int H, int W, int OH, int OW,
                      int KH, int KW, int SH, int SW, int DH, int DW, int pad_t, int pad_l, int pad_b,
                      int pad_r, int count_include_pad)
@@ -10,27 +19,29 @@ __kernel void pool2d(__global const T* restrict x, __global T* restrict y, int H
   const int nc = get_global_id(2);
   if (ox >= OW || oy >= OH) return;
   const __global T* plane = x + (size_t)nc * H * W;
+  const int y0 = oy * SH - pad_t, x0 = ox * SW - pad_l;
+  const int2 ry = tap_range(y0, KH, DH, 0, H - 1), rx = tap_range(x0, KW, DW, 0, W - 1);
 #ifdef POOL_MAX
   float acc = -FLT_MAX;
 #else
   float acc = 0.0f;
-  int count = 0;
 #endif
-  for (int ky = 0; ky < KH; ky++) {
-    const int iy = oy * SH - pad_t + ky * DH;
-    for (int kx = 0; kx < KW; kx++) {
-      const int ix = ox * SW - pad_l + kx * DW;
-      const bool inside = iy >= 0 && iy < H && ix >= 0 && ix < W;
+  for (int ky = ry.x; ky < ry.y; ky++) {
+    const int iy = y0 + ky * DH;
+    for (int kx = rx.x; kx < rx.y; kx++) {
 #ifdef POOL_MAX
-      if (inside) acc = fmax(acc, LD(plane, iy * W + ix));
+      acc = fmax(acc, LD(plane, iy * W + x0 + kx * DW));
 #else
-      if (inside) acc += LD(plane, iy * W + ix);
-      if (inside || (count_include_pad && iy >= -pad_t && iy < H + pad_b && ix >= -pad_l && ix < W + pad_r))
-        count++;
+      acc += LD(plane, iy * W + x0 + kx * DW);
 #endif
     }
   }
 #ifdef POOL_AVG
+  int count = (ry.y - ry.x) * (rx.y - rx.x);
+  if (count_include_pad) {
+    const int2 cy = tap_range(y0, KH, DH, -pad_t, H + pad_b - 1), cx = tap_range(x0, KW, DW, -pad_l, W + pad_r - 1);
+    count = (cy.y - cy.x) * (cx.y - cx.x);
+  }
   acc /= (float)max(count, 1);
 #endif
   ST(y, ((size_t)nc * OH + oy) * OW + ox, acc);
