@@ -73,3 +73,23 @@ def test_matmul_bias_fusion(act) -> None:
                        [("w", rng.standard_normal((24, 33)).astype(np.float32)),
                         ("bias", rng.standard_normal(33).astype(np.float32))])
     assert len(runtime_of(compare(model)).plan.steps) == 1
+
+
+@pytest.mark.parametrize("variant", ["4x4", "2x2", "r8x32", "r4x32", "r1x32"])
+def test_matmul_variants_with_ragged_edges(variant) -> None:
+    """Every run-time MatMul variant: broadcast batches, rows and columns that do not fill the last block."""
+    model = make_model([helper.make_node("MatMul", ["a", "b"], ["y"])], [("a", [2, 1, 9, 13]), ("b", [3, 13, 45])],
+                       ["y"])
+    compare(model, variants={"matmul": variant})
+
+
+@pytest.mark.parametrize("variant", ["r4", "r1", "r8x32", "r4x32", "r6x32"])
+@pytest.mark.parametrize("n", [40, 64, 7])
+def test_gemm_variants_with_ragged_edges(variant, n) -> None:
+    """Every CPU Gemm variant, with an odd count of 16-column blocks (40), whole pairs (64) and a part block (7),
+    a bias, a C and a fused Relu."""
+    rng = np.random.default_rng(3)
+    nodes = [helper.make_node("Gemm", ["a", "b", "c"], ["g"], beta=0.5), helper.make_node("Relu", ["g"], ["y"])]
+    model = make_model(nodes, [("a", [11, 30])], ["y"], [("b", rng.standard_normal((30, n)).astype(np.float32)),
+                                                          ("c", rng.standard_normal((11, n)).astype(np.float32))])
+    compare(model, variants={"gemm": variant})

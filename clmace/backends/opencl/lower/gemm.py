@@ -153,9 +153,14 @@ def lower_matmul(node: Node, p: Plan) -> list[Launch]:
     batches = int(np.prod(out_batch, dtype=np.int64))
     variants = [Variant(f"{mr}x{nr}", FILE, "matmul", (("MR", mr), ("NR", nr)) if (mr, nr) != (4, 4) else ())
                 for mr, nr in ((4, 4), (2, 2), (1, 4), (1, 1))]
+    variants += [Variant(f"r{gm}x32", FILE, "matmul16", (("GM", gm),)) for gm in (8, 4, 1)]
 
     def build(v: Variant) -> Bound:
         d = dict(v.defines)
+        if v.kernel == "matmul16":
+            kern = p.kernel(FILE, "matmul16", v.options(base))
+            args = [p.buf(a), p.buf(bname), p.buf(y), p.ints(offs), m, n, k, batches, p0, p1]
+            return Bound(kern, args, (-(-n // 32), -(-m // d["GM"]), batches))
         mr, nr = d.get("MR", 4), d.get("NR", 4)
         kern = p.kernel(FILE, "matmul", v.options(base))
         args = [p.buf(a), p.buf(bname), p.buf(y), p.ints(offs), m, n, k, k, 1, n, 1, batches, p0, p1]
@@ -163,7 +168,11 @@ def lower_matmul(node: Node, p: Plan) -> list[Launch]:
 
     shape = f"a={'x'.join(map(str, ashape))} b={'x'.join(map(str, bshape))}"
     key = record_key("matmul", [FILE], options_text(base), shape, p.stored(a).name)
-    spec = TuneSpec("matmul", key, shape, variants, build, variants[0], (16, 4, 1) if p.is_gpu else AUTO)
+    # CPUs: vector rows of B once there are columns to fill them (r8x32: 8 rows, r1x32: a row vector).
+    by_name = {v.name: v for v in variants}
+    cpu = variants[0] if n < 16 else by_name["r8x32" if m >= 8 else "r4x32" if m >= 4 else "r1x32"]
+    spec = TuneSpec("matmul", key, shape, variants, build, variants[0] if p.is_gpu else cpu,
+                    (16, 4, 1) if p.is_gpu else AUTO)
     return p.tunable(node, spec)
 
 
