@@ -152,3 +152,11 @@ def test_pool_1d_and_3d_on_the_device(op, ceil, include) -> None:
         model = make_model([helper.make_node(op, ["x"], ["y"], **attrs)], [("x", shape)], ["y"], opset=19)
         x = np.random.default_rng(3).standard_normal(shape).astype(np.float32)
         onnx_build.assert_close(compare(model, {"x": x}).run(None, {"x": x})[0], onnx_build.ort_run(model, {"x": x})[0])
+
+
+@pytest.mark.parametrize("op", ["Softmax", "LogSoftmax"])
+@pytest.mark.parametrize("shape", [(3, 37), (2, 4, 64), (5, 16)])
+def test_softmax_over_long_contiguous_rows(op, shape) -> None:
+    """Rows of 16+ elements take the vector kernel (a 16-lane body and a scalar tail); large logits too."""
+    x = np.random.default_rng(9).standard_normal(shape).astype(np.float32) * 30
+    compare(make_model([helper.make_node(op, ["x"], ["y"], axis=-1)], [("x", list(shape))], ["y"]), {"x": x})

@@ -33,7 +33,7 @@ def _a(attrs: dict, name: str, default: float) -> str:
 def _gelu(x: Sequence[str], attrs: dict) -> str:
     if attrs.get("approximate", "none") == "tanh":
         return f"(0.5f*{x[0]}*(1.0f+tanh(0.7978845608f*({x[0]}+0.044715f*{x[0]}*{x[0]}*{x[0]}))))"
-    return f"(0.5f*{x[0]}*(1.0f+erf({x[0]}*0.70710678118654752f)))"
+    return f"(0.5f*{x[0]}*(1.0f+erf_f({x[0]}*0.70710678118654752f)))"
 
 
 def _pow(x: Sequence[str], attrs: dict) -> str:
@@ -48,7 +48,7 @@ UNARY: dict[str, Render] = {
     "Exp": lambda x, a: f"exp({x[0]})",
     "Log": lambda x, a: f"log({x[0]})",
     "Sqrt": lambda x, a: f"sqrt({x[0]})",
-    "Erf": lambda x, a: f"erf({x[0]})",
+    "Erf": lambda x, a: f"erf_f({x[0]})",
     "Neg": lambda x, a: f"(-{x[0]})",
     "Abs": lambda x, a: f"fabs({x[0]})",
     "Reciprocal": lambda x, a: f"(1.0f/{x[0]})",

@@ -10,7 +10,22 @@
 #define STORE(p, i, v) ST(p, i, v)
 #endif
 
-inline float erf_f(float x) { return erf(x); }
+// erf to ~1e-7 (a Taylor series below 0.5, Numerical Recipes' erfc fit above): PoCL's erf() is a scalar
+// library call, 9x slower than exp() here (28 vs 3.3 ms on 2.3M elements), and GELU needs one per element.
+inline float erf_f(float x)
+{
+  const float a = fabs(x);
+  if (a < 0.5f) {
+    const float z = x * x;
+    return x * (1.1283791671f + z * (-0.3761263890f + z * (0.1128379167f + z * (-0.0268661706f
+                + z * (0.0052239776f + z * -0.0008548327f)))));
+  }
+  const float t = 1.0f / (1.0f + 0.5f * a);
+  const float e = t * exp(-a * a - 1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f
+                  + t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f
+                  + t * (-0.82215223f + t * 0.17087277f)))))))));
+  return copysign(1.0f - e, x);
+}
 
 #if defined(OP_ABS)
 #define UNARY(x) ((x) < 0 ? -(x) : (x))

@@ -163,6 +163,9 @@ def lower_softmax(node: Node, p: Plan) -> list[Launch]:
         d, inner = _size(shape[axis:]), 1
     n = _size(shape) // max(d, 1)
     defines = {**p.float_defines(x), **({"LOG": None} if node.op_type == "LogSoftmax" else {})}
+    if inner == 1 and d >= 16 and not p.is_gpu:  # contiguous rows: vectors along the row (CPUs)
+        kern = p.kernel("reduce.cl", "softmax_rows", defines)
+        return p.launch(node, kern, [p.buf(x), p.buf(y), d, n], (n,), (8,))
     kern = p.kernel("reduce.cl", "softmax", defines)
     return p.launch(node, kern, [p.buf(x), p.buf(y), d, inner, n], (n,), (8,))
 
