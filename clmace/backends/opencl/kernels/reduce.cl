@@ -85,6 +85,7 @@ __kernel void reduce(__global const T* restrict x, __global T* restrict y, __glo
 }
 #endif
 
+#ifndef INT_RED  // the float kernels below: an integer reduction's program leaves them out
 // Softmax over the middle axis of [outer][D][inner]; -DLOG gives LogSoftmax.
 __kernel void softmax(__global const T* restrict x, __global T* restrict y, int D, int inner, int n)
 {
@@ -261,4 +262,5 @@ __kernel void cumsum(__global const T* restrict x, __global T* restrict y, int D
 #endif
   }
 }
+#endif
 #endif
