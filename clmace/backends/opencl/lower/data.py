@@ -38,7 +38,8 @@ def _size(shape: tuple[int, ...]) -> int:
     return int(np.prod(shape, dtype=np.int64))
 
 
-def _contiguous(shape: tuple[int, ...]) -> list[int]:
+def contiguous_strides(shape: tuple[int, ...]) -> list[int]:
+    """Element strides of a row-major tensor of this shape."""
     strides, step = [], 1
     for dim in reversed(shape):
         strides.append(step)
@@ -126,7 +127,7 @@ def lower_probed(node: Node, p: Plan) -> list[Launch]:
         if affine is not None and idx.ndim <= 6:
             off, strides = affine
             launches += copy_launch(node, p, node.inputs[0], name, tuple(idx.shape), strides, off,
-                                    _contiguous(tuple(idx.shape)), 0)
+                                    contiguous_strides(tuple(idx.shape)), 0)
             continue
         if idx.size > MAX_MAP:
             raise NotLowerable(f"{node.op_type}: index map of {idx.size} elements is too large")
@@ -161,7 +162,7 @@ def lower_concat(node: Node, p: Plan) -> list[Launch]:
     y = node.outputs[0]
     out = p.shape(y)
     axis = int(node.attrs["axis"]) % len(out)
-    dst_strides = _contiguous(out)
+    dst_strides = contiguous_strides(out)
     launches: list[Launch] = []
     start = 0
     for name in node.inputs:
@@ -169,7 +170,7 @@ def lower_concat(node: Node, p: Plan) -> list[Launch]:
             continue
         shape = p.shape(name)
         if _size(shape):
-            launches += copy_launch(node, p, name, y, shape, _contiguous(shape), 0, dst_strides,
+            launches += copy_launch(node, p, name, y, shape, contiguous_strides(shape), 0, dst_strides,
                                     start * dst_strides[axis])
         start += shape[axis]
     return launches
@@ -214,7 +215,7 @@ def lower_scatter_elements(node: Node, p: Plan) -> list[Launch]:
         raise NotLowerable(f"rank {len(shape)} > 6")
     axis = int(node.attrs.get("axis", 0)) % max(len(shape), 1)
     pad = 6 - len(shape)
-    meta = dims6(ishape) + [0] * pad + _contiguous(shape)
+    meta = dims6(ishape) + [0] * pad + contiguous_strides(shape)
     kern = p.kernel(FILE, "scatter_elements", {"ELT": elt_type(p, y), "IDX": _idx_type(p, indices, node.op_type)})
     n = _size(ishape)
     args = [p.buf(indices), p.buf(updates), p.buf(y), p.ints(meta), axis + pad, shape[axis], n]
@@ -230,7 +231,7 @@ def lower_scatter_nd(node: Node, p: Plan) -> list[Launch]:
     shape, k = p.shape(data), p.shape(indices)[-1]
     if k > len(shape):
         raise ModelError(f"node {node.name!r} (ScatterND): indices address {k} axes of a rank-{len(shape)} input")
-    strides = _contiguous(shape)
+    strides = contiguous_strides(shape)
     meta = list(shape[:k]) + strides[:k]
     kern = p.kernel(FILE, "scatter_nd", {"ELT": elt_type(p, y), "IDX": _idx_type(p, indices, "ScatterND")})
     n = _size(p.shape(updates))

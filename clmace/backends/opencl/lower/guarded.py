@@ -17,14 +17,6 @@ RANGE_TYPES = {np.dtype(np.int32): "int", np.dtype(np.int64): "long", np.dtype(n
                np.dtype(np.float32): "float"}
 
 
-def _strides(shape: tuple[int, ...]) -> list[int]:
-    strides, step = [], 1
-    for dim in reversed(shape):
-        strides.append(step)
-        step *= dim
-    return list(reversed(strides))
-
-
 def lower_slice(node: Node, p: Plan) -> list[Launch]:
     """Slice: a copy planned from constant bounds (lower/data), else the guarded kernel for bounds computed
     at run time (an index that a Loop body advances, a length a decoder found)."""
@@ -46,7 +38,7 @@ def lower_slice(node: Node, p: Plan) -> list[Launch]:
     if 0 in steps or p.dtype(starts) != p.dtype(ends) or p.dtype(starts) not in (np.int32, np.int64):
         raise NotLowerable("Slice: zero steps or bounds of other types than int32/int64")
     pad = 6 - len(shape)
-    meta = dims6(p.shape(y)) + dims6(shape) + [0] * pad + _strides(shape)
+    meta = dims6(p.shape(y)) + dims6(shape) + [0] * pad + data.contiguous_strides(shape)
     for a, s in zip(axes, steps):
         meta += [a + pad, s]
     guard, flag = p.guard.register(p, node)
@@ -96,7 +88,7 @@ def lower_pad(node: Node, p: Plan) -> list[Launch]:
     entry = [-1] * 6
     for k, a in enumerate(axes):
         entry[a + pad] = k
-    meta = dims6(p.shape(y)) + dims6(shape) + [0] * pad + _strides(shape) + entry
+    meta = dims6(p.shape(y)) + dims6(shape) + [0] * pad + data.contiguous_strides(shape) + entry
     if fill_name and int(np.prod(p.shape(fill_name))):
         fill = p.buf(fill_name)
     else:
