@@ -51,7 +51,7 @@ __kernel void scalar_math(__global const S* a, __global const S* b, __global con
     fmax(x, z), fmin(x, z), max(x, z), min(x, z), clamp(z, -x, y), select(x, y, lt), ceil(z), floor(z),
     rint(z), fmod(z, y), sin(z), cos(z), tan(x), sinh(z), cosh(z), asin(x), acos(x), atan(z), atanh(x),
     asinh(z), acosh(x + 1.0f), convert_float(isnan(z / x)) + convert_float(isinf(z / (x - x))),
-    convert_float(lt) + z * 0.5f};
+    convert_float(lt) + z * 0.5f, copysign(x, z)};
   for (int k = 0; k < (int)(sizeof(r) / sizeof(r[0])); k++) STORE_1(r[k], k * n + i, out);
 }
 

@@ -56,6 +56,7 @@ FUNCTIONS: tuple[tuple[str, Fn], ...] = (
     ("acosh", lambda x, y, z, t: np.arccosh(x + 1.0)),
     ("isnan+isinf", lambda x, y, z, t: np.full_like(z, t)),
     ("isless", lambda x, y, z, t: np.where(z < 0, t, 0.0) + z * 0.5),
+    ("copysign", lambda x, y, z, t: np.copysign(x, z)),
 )
 # The functions of canary.cl's vector_W kernels, in their order (isinf stands where scalar_math has isnan+isinf).
 VECTOR_FUNCTIONS = ("fma", "mad", "exp", "log", "sqrt", "tanh", "fabs", "fmax", "fmin", "max", "min", "clamp",
