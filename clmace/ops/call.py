@@ -142,8 +142,9 @@ class BodyShapes:
                     info.shape = seen[info.name].shape
 
 
-def _squeezed(shape: Sequence[int | None]) -> tuple:
-    return tuple(d for d in shape if d != 1)
+def same_layout(a: Sequence[int | None], b: Sequence[int | None]) -> bool:
+    """True when two shapes hold the same elements in the same order (they differ only in 1-dims)."""
+    return [d for d in a if d != 1] == [d for d in b if d != 1]
 
 
 def _merge(seen: dict[str, ValueInfo], name: str, arr: np.ndarray) -> None:
@@ -151,7 +152,7 @@ def _merge(seen: dict[str, ValueInfo], name: str, arr: np.ndarray) -> None:
     old = seen.get(name)
     shape: tuple = tuple(int(d) for d in arr.shape)
     if old is not None and old.shape != shape:
-        if old.shape is not None and _squeezed(old.shape) == _squeezed(shape):
+        if old.shape is not None and same_layout(old.shape, shape):
             # The same elements in the same order, e.g. () on one iteration and (1,) on the others (Paddle's
             # exports): one plan serves both; the higher rank is kept.
             shape = max(old.shape, shape, key=len)

@@ -170,11 +170,13 @@ class OpenCLRuntime:
         for name in wanted:
             if name not in results:
                 results[name] = read(plan, queue, name)
-        flag = np.zeros(1, np.int32)
-        if plan.guard.buf is not None:
+        flag = None
+        if plan.guard.buf is not None:  # only plans with guarded launches read it
+            flag = np.zeros(1, np.int32)
             cl.enqueue_copy(queue, flag, plan.guard.buf, is_blocking=False)
         queue.finish()
-        plan.guard.raise_if_set(queue, int(flag[0]))
+        if flag is not None:
+            plan.guard.raise_if_set(queue, int(flag[0]))
         self._last_wall = time.perf_counter() - start
         self._events = events if profiling else []
         del keep

@@ -14,7 +14,7 @@ from clmace.backends.opencl.execute import copy, read_now, run_steps
 from clmace.backends.opencl.plan.schedule import ControlStep, NotLowerable, Plan
 from clmace.core.errors import ModelError, PlannedShapeError
 from clmace.core.ir import Graph, Node, ValueInfo
-from clmace.ops.call import BodyShapes
+from clmace.ops.call import BodyShapes, same_layout
 
 
 def _own_inputs(node: Node) -> tuple[list[str], list[tuple[str, str]]]:
@@ -39,7 +39,7 @@ def _body_plan(p: Plan, node: Node, body: Graph, shapes: Sequence[tuple[int, ...
         seen = values.get(info.name)
         if info.name not in read and seen is not None:  # never read: its shape is whatever the step gives
             seen = ValueInfo(info.name, seen.dtype, tuple(shape))
-        if seen is None or seen.shape is None or not _same_layout(seen.shape, shape):
+        if seen is None or seen.shape is None or not same_layout(seen.shape, shape):
             got = "never ran" if seen is None else f"took shape {seen.shape}"
             raise NotLowerable(f"body input {info.name!r} {got}; {tuple(shape)} planned")
         inputs.append(ValueInfo(info.name, seen.dtype, tuple(seen.shape)))
@@ -67,11 +67,6 @@ def _body_plan(p: Plan, node: Node, body: Graph, shapes: Sequence[tuple[int, ...
 def _read_in(body: Graph) -> set[str]:
     """The names a body's nodes read or it returns."""
     return {i for nd in body.nodes for i in nd.inputs} | set(body.output_names())
-
-
-def _same_layout(a: Sequence[int], b: Sequence[int]) -> bool:
-    """True when two shapes hold the same elements in the same order (they differ only in 1-dims)."""
-    return [d for d in a if d != 1] == [d for d in b if d != 1]
 
 
 class _Moves:
@@ -162,7 +157,7 @@ class LoopStep(_OneBodyStep):
         self.final, self.scan_outs = outs[:n], outs[n:]
         _check_dtypes(p, b, [*zip(carried, b.inputs[2:]), *zip(self.final, b.outputs[1:1 + n])], "Loop")
         for inner, outer in zip(b.outputs[1:1 + n], self.final):
-            if outer and not _same_layout(b.plan.shape(inner), p.shape(outer)):
+            if outer and not same_layout(b.plan.shape(inner), p.shape(outer)):
                 raise NotLowerable(f"Loop: carried {inner!r} has shape {b.plan.shape(inner)}, "
                                    f"{p.shape(outer)} outside")
         self.initial = [(b.buf(i), p.buf(c), p.nbytes(c)) for i, c in zip(b.inputs[2:], carried)
@@ -182,7 +177,6 @@ class LoopStep(_OneBodyStep):
         cond_in, cond_out = b.inputs[1], b.outputs[0]
         self.cond_const = b.plan.const(cond_out)
         self.cond_kept = b.plan.root(cond_out) == b.plan.root(cond_in)  # the body passes its condition on
-        read = {i for nd in body.nodes for i in nd.inputs} | set(b.outputs)
         self.writes_iter, self.writes_cond = b.inputs[0] in read, b.inputs[1] in read  # only what the body reads
 
     def run(self, queue: Any) -> None:
@@ -347,7 +341,7 @@ class IfStep(ControlStep):
         for inner, outer in zip(b.outputs, self.node.outputs):
             if not outer:
                 continue
-            if not _same_layout(b.plan.shape(inner), self.p.shape(outer)):
+            if not same_layout(b.plan.shape(inner), self.p.shape(outer)):
                 raise PlannedShapeError(f"node {self.node.name!r} (If): the branch taken gives {inner!r} shape "
                                         f"{b.plan.shape(inner)}, planned {self.p.shape(outer)}")
             copy(queue, self.p.buf(outer), b.buf(inner), self.p.nbytes(outer))
