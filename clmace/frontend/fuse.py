@@ -1,4 +1,4 @@
-"""Fusion passes: BatchNormalization into Conv/Gemm, bias Add into Conv/Gemm, activations into producers."""
+"""Fusion passes: BatchNormalization into Conv/ConvTranspose/Gemm, bias Add into them, activations into producers."""
 
 from __future__ import annotations
 
@@ -10,6 +10,10 @@ from clmace.ops.activation import activation_spec
 
 # Producers that can absorb a following activation (their kernels apply it on the way out).
 ACT_HOSTS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
+# Producers whose weight and bias absorb a per-output-channel affine (BatchNormalization, a bias Add).
+AFFINE_HOSTS = ("Conv", "ConvTranspose", "Gemm")
+
+
 def _channel_scale(graph: Graph, bn: Node) -> tuple[np.ndarray, np.ndarray] | None:
     """BatchNormalization as y = x * scale + shift per channel, when its parameters are constants."""
     params = [const(graph, name) for name in bn.inputs[1:5]]
@@ -31,6 +35,18 @@ def _fold_bn_into(graph: Graph, host: Node, scale: np.ndarray, shift: np.ndarray
             return False
         new_w = w * scale.reshape((-1,) + (1,) * (w.ndim - 1))
         bias = const(graph, host.inputs[2]) if len(host.inputs) > 2 and host.inputs[2] else np.zeros(w.shape[0])
+        if bias is None:
+            return False
+        new_b = bias * scale + shift
+    elif host.op_type == "ConvTranspose":
+        # w: [G*cin][cout/G][k...]; output channel g*cout/G + o scales w[g*cin:(g+1)*cin, o].
+        groups = int(host.attrs.get("group", 1))
+        per = w.shape[1]
+        if w.ndim < 3 or per * groups != scale.size or w.shape[0] % groups:
+            return False
+        grouped = w.reshape(groups, w.shape[0] // groups, per, *w.shape[2:])
+        new_w = (grouped * scale.reshape(groups, 1, per, *(1,) * (w.ndim - 2))).reshape(w.shape)
+        bias = const(graph, host.inputs[2]) if len(host.inputs) > 2 and host.inputs[2] else np.zeros(scale.size)
         if bias is None:
             return False
         new_b = bias * scale + shift
@@ -56,12 +72,12 @@ def _fold_bn_into(graph: Graph, host: Node, scale: np.ndarray, shift: np.ndarray
 
 
 def fold_batchnorm(graph: Graph) -> int:
-    """Fold inference BatchNormalization into the Conv or Gemm that feeds it."""
+    """Fold inference BatchNormalization into the Conv, ConvTranspose or Gemm that feeds it."""
     folded = 0
     producers, consumers = graph.producers(), graph.consumers()
     for bn in [n for n in graph.nodes if n.op_type == "BatchNormalization"]:
         host = producers.get(bn.inputs[0])
-        if host is None or host.op_type not in ("Conv", "Gemm"):
+        if host is None or host.op_type not in AFFINE_HOSTS:
             continue
         if sole_consumer(graph, bn.inputs[0], consumers) is not bn:
             continue
@@ -84,10 +100,11 @@ def _channel_bias(graph: Graph, host: Node, add: Node) -> np.ndarray | None:
     if c is None or out is None or out.shape is None or c.dtype.kind != "f":
         return None
     rank = len(out.shape)
-    channels = out.shape[1] if host.op_type == "Conv" else out.shape[-1]
+    channel_first = host.op_type in ("Conv", "ConvTranspose")
+    channels = out.shape[1] if channel_first else out.shape[-1]
     if not isinstance(channels, int) or c.size != channels or c.ndim > rank:
         return None
-    axis = 1 if host.op_type == "Conv" else rank - 1
+    axis = 1 if channel_first else rank - 1
     expected = [1] * rank
     expected[axis] = channels
     if list((1,) * (rank - c.ndim) + c.shape) != expected:
@@ -96,12 +113,12 @@ def _channel_bias(graph: Graph, host: Node, add: Node) -> np.ndarray | None:
 
 
 def fuse_bias(graph: Graph) -> int:
-    """Fold `Add(host(x), per-channel constant)` into the bias of a Conv or Gemm."""
+    """Fold `Add(host(x), per-channel constant)` into the bias of a Conv, ConvTranspose or Gemm."""
     fused = 0
     producers, consumers = graph.producers(), graph.consumers()
     for add in [n for n in graph.nodes if n.op_type == "Add"]:
         host = next((producers[i] for i in add.inputs if i in producers), None)
-        if host is None or host.op_type not in ("Conv", "Gemm") or host.attrs.get("activation"):
+        if host is None or host.op_type not in AFFINE_HOSTS or host.attrs.get("activation"):
             continue
         if sole_consumer(graph, host.outputs[0], consumers) is not add:
             continue

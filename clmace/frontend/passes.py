@@ -16,15 +16,17 @@ log = logging.getLogger("clmace.passes")
 Pass = Callable[[Graph], int]
 MAX_ROUNDS = 8  # pipeline rounds while branches are being inlined
 
-# Order matters: folding first exposes constant BN/bias operands; BN before bias before activation,
-# because an activation can only be fused after the affine ops between it and its host are gone.
+# Order matters: folding first exposes constant BN/bias operands; bias, BN, bias again (a bias Add may stand
+# before or after the BN: Paddle exports ConvTranspose -> Add -> BN), then activation, because an activation
+# can only be fused after the affine ops between it and its host are gone.
 PIPELINE: list[tuple[str, Pass]] = [
     ("remove_identity", remove_identity),
     ("fold_constants", fold_constants),
     ("inline_constant_if", inline_constant_if),
     ("hoist_loop_invariants", hoist_loop_invariants),
-    ("fold_batchnorm", fold_batchnorm),
     ("fuse_bias", fuse_bias),
+    ("fold_batchnorm", fold_batchnorm),
+    ("fuse_bias_after_bn", fuse_bias),
     ("recognize_hard_swish", recognize_hard_swish),
     ("fuse_activation", fuse_activation),
     ("remove_unused", remove_unused),

@@ -130,6 +130,52 @@ def test_conv_transpose(stride, pads, out_pad, group) -> None:
     compare(make_model([node], [("x", [2, c, 5, 6])], [("y", None)], [("w", w), ("b", b)]))
 
 
+@SETTINGS
+@given(c=st.integers(1, 10), g=st.integers(1, 2), cout=st.integers(1, 11), h=st.integers(1, 9),
+       w=st.integers(1, 21), kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
+       dh=st.integers(1, 2), dw=st.integers(1, 2), pads=st.tuples(*[st.integers(0, 2)] * 4),
+       out_pad=st.integers(0, 2), act=st.sampled_from([None, "Relu", "Sigmoid"]),
+       variant=st.sampled_from(["block8", "gather"]))
+def test_conv_transpose_variants(c, g, cout, h, w, kh, kw, sh, sw, dh, dw, pads, out_pad, act, variant) -> None:
+    """ConvTranspose, both kernels: the CPU block (8 channels x 8 same-phase pixels, ragged rows and channel
+    blocks) and the GPU gather, over strides, dilations, asymmetric pads, output_padding, groups and an
+    activation fused into it."""
+    oph, opw = min(out_pad, max(sh, dh) - 1), min(out_pad, max(sw, dw) - 1)  # ONNX: output_padding < stride or dilation
+    oh = (h - 1) * sh + (kh - 1) * dh + 1 + oph - pads[0] - pads[2]
+    ow = (w - 1) * sw + (kw - 1) * dw + 1 + opw - pads[1] - pads[3]
+    if oh < 1 or ow < 1:
+        return
+    rng = np.random.default_rng(c * 100 + cout)
+    nodes = [helper.make_node("ConvTranspose", ["x", "w", "b"], ["c" if act else "y"], strides=[sh, sw],
+                              dilations=[dh, dw], pads=list(pads), output_padding=[oph, opw], group=g)]
+    if act:
+        nodes.append(helper.make_node(act, ["c"], ["y"]))
+    inits = [("w", rng.standard_normal((c * g, cout, kh, kw)).astype(np.float32)),
+             ("b", rng.standard_normal(cout * g).astype(np.float32))]
+    sess = compare(make_model(nodes, [("x", [2, c * g, h, w])], [("y", None)], inits),
+                   variants={"conv_transpose": variant})
+    assert [s.variant for s in runtime_of(sess).plan.steps] == [variant]
+
+
+def test_conv_transpose_absorbs_bias_and_batchnorm() -> None:
+    """ConvTranspose -> Add(per-channel bias) -> BatchNormalization -> Relu (Paddle's DB head) becomes one
+    launch: the bias and the BN fold into the weights, the Relu into the kernel."""
+    rng = np.random.default_rng(7)
+    c, cout, g = 4, 6, 2
+    inits = [("w", rng.standard_normal((c, cout // g, 2, 2)).astype(np.float32)),
+             ("bias", rng.standard_normal((1, cout, 1, 1)).astype(np.float32)),
+             ("gamma", rng.random(cout).astype(np.float32) + 0.5),
+             ("beta", rng.standard_normal(cout).astype(np.float32)),
+             ("mean", rng.standard_normal(cout).astype(np.float32)),
+             ("var", rng.random(cout).astype(np.float32) + 0.1)]
+    nodes = [helper.make_node("ConvTranspose", ["x", "w"], ["t"], strides=[2, 2], group=g),
+             helper.make_node("Add", ["t", "bias"], ["u"]),
+             helper.make_node("BatchNormalization", ["u", "gamma", "beta", "mean", "var"], ["v"]),
+             helper.make_node("Relu", ["v"], ["y"])]
+    sess = compare(make_model(nodes, [("x", [1, c, 5, 7])], [("y", None)], inits))
+    assert len(runtime_of(sess).plan.steps) == 1
+
+
 @pytest.mark.parametrize(("c", "cout", "k", "stride", "dil", "pads", "group"), [
     (4, 8, 3, 1, 1, (1, 1), 1), (6, 6, 5, 2, 1, (2, 2), 6), (8, 4, 1, 1, 1, (0, 0), 1),
     (4, 8, 3, 2, 2, (2, 1), 2), (3, 5, 10, 5, 1, (0, 0), 1)])

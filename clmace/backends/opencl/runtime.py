@@ -45,7 +45,7 @@ OPTIONS = {
     # profiling, which costs the host less per launch.
     "profiling": False,
     # {family: variant name} forced for every launch of that family (tests, experiments), e.g.
-    # {"conv1x1": "tiled_32x32"}; families: conv1x1, conv_dw, conv_general, gemm, matmul.
+    # {"conv1x1": "tiled_32x32"}; families: conv1x1, conv_dw, conv_general, conv_transpose, gemm, matmul.
     "variants": None,
 }
 

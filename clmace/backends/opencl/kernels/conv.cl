@@ -4,8 +4,9 @@
 // of a row: such lanes are then zeroed with select().
 
 // Each program holds one kernel, picked by its defines: CB -> conv1x1, KH -> conv_dw,
-// CONV_GENERAL -> conv_general, CONV_TRANSPOSE -> conv_transpose. These are the CPU-shaped variants (long
-// vectors, many outputs per work-item); conv_gpu.cl holds the GPU-shaped ones. Every dimension of the
+// CONV_GENERAL -> conv_general, CONV_TRANSPOSE -> conv_transpose, CONV_TRANSPOSE_BLOCK -> conv_transpose_block.
+// These are the CPU-shaped variants (long vectors, many outputs per work-item; conv_transpose is the plain
+// one-output-per-work-item gather that GPUs use); conv_gpu.cl holds the GPU-shaped ones. Every dimension of the
 // global range is bounds-checked, so any local size (the range rounded up to it) is safe.
 
 // Eight input pixels row[ix + l * sw] (l = 0..7), zero where outside [0, W). Whole-vector loads when the
@@ -283,12 +284,12 @@ __kernel void conv_general(__global const T* restrict x, __global const T* restr
 __kernel void conv_transpose(__global const T* restrict x, __global const T* restrict w,
                              __global const T* restrict bias, __global T* restrict y, int cin, int cout,
                              int H, int W, int OH, int OW, int KH, int KW, int SH, int SW, int DH, int DW,
-                             int pad_t, int pad_l, int groups, float p0, float p1)
+                             int pad_t, int pad_l, int groups, int NG, float p0, float p1)
 {
   const int ox = get_global_id(0);
   const int oy = get_global_id(1);
   const int nco = get_global_id(2);
-  if (ox >= OW || oy >= OH) return;
+  if (ox >= OW || oy >= OH || nco >= NG * cout) return;
   const int cog = nco % (groups * cout);
   const int n = nco / (groups * cout);
   const int g = cog / cout, co = cog % cout;
@@ -311,5 +312,68 @@ __kernel void conv_transpose(__global const T* restrict x, __global const T* res
     }
   }
   ST(y, (((size_t)nco * OH + oy) * OW) + ox, ACTIVATE(acc, p0, p1));
+}
+#endif
+
+#ifdef CONV_TRANSPOSE_BLOCK
+// ConvTranspose for CPUs: each work-item computes 8 output channels x 8 output pixels of one row that share
+// their phase along x (ox = ox0 + l * SW), so every tap reads 8 consecutive input pixels as one vector and
+// adds them into 8 channel accumulators (the gather kernel above does one scalar product per output).
+// x: [N][G*cin][H][W], w: [G][ncb][cin][KH][KW][8] (pack_blocks of the per-group [cout][cin] weight),
+// bias: [G][ncb*8], y: [N][G*cout][OH][OW]. Range: (SW * ceil(ceil(OW / SW) / 8), OH, NG * ncb).
+__kernel void conv_transpose_block(__global const T* restrict x, __global const T* restrict w,
+                                   __global const T* restrict bias, __global T* restrict y, int cin, int cout,
+                                   int H, int W, int OH, int OW, int KH, int KW, int SH, int SW, int DH, int DW,
+                                   int pad_t, int pad_l, int groups, int NG, float p0, float p1)
+{
+  const int rx = get_global_id(0) % SW;
+  const int ox0 = rx + get_global_id(0) / SW * 8 * SW;
+  const int oy = get_global_id(1);
+  const int ncb = (cout + 7) / 8;
+  const int cb = get_global_id(2) % ncb;
+  const int ng = get_global_id(2) / ncb;
+  if (ox0 >= OW || oy >= OH || ng >= NG) return;
+  const int g = ng % groups;
+  const __global T* xp = x + (size_t)ng * cin * H * W;
+  const __global T* wp = w + (size_t)(g * ncb + cb) * cin * KH * KW * 8;
+  float8 acc[8];
+  for (int j = 0; j < 8; j++) acc[j] = (float8)(LD(bias, (g * ncb + cb) * 8 + j));
+  for (int ky = 0; ky < KH; ky++) {
+    const int ty = oy + pad_t - ky * DH;
+    if (ty < 0 || ty % SH) continue;
+    const int iy = ty / SH;
+    if (iy >= H) continue;
+    for (int kx = 0; kx < KW; kx++) {
+      const int tx = ox0 + pad_l - kx * DW;
+      // Every lane has the same phase, so a tap reaches all 8 pixels or none of them.
+      if (tx % SW) continue;
+      const int ix0 = tx / SW;  // exact: tx is a multiple of SW
+      const bool inside = ix0 >= 0 && ix0 + 7 < W;
+      const __global T* wk = wp + (size_t)(ky * KW + kx) * 8;
+      for (int ci = 0; ci < cin; ci++) {
+        const float8 v = load_row8(xp + ((size_t)ci * H + iy) * W, ix0, 1, W, inside, 0);
+        const float8 wv = LD8(wk, (size_t)ci * KH * KW * 8);
+        acc[0] = MULADD(v, (float8)(wv.s0), acc[0]);
+        acc[1] = MULADD(v, (float8)(wv.s1), acc[1]);
+        acc[2] = MULADD(v, (float8)(wv.s2), acc[2]);
+        acc[3] = MULADD(v, (float8)(wv.s3), acc[3]);
+        acc[4] = MULADD(v, (float8)(wv.s4), acc[4]);
+        acc[5] = MULADD(v, (float8)(wv.s5), acc[5]);
+        acc[6] = MULADD(v, (float8)(wv.s6), acc[6]);
+        acc[7] = MULADD(v, (float8)(wv.s7), acc[7]);
+      }
+    }
+  }
+  for (int j = 0; j < 8 && cb * 8 + j < cout; j++) {
+    const size_t base = (((size_t)ng * cout + cb * 8 + j) * OH + oy) * OW;
+    const float8 v = ACTIVATE(acc[j], p0, p1);
+    if (SW == 1 && ox0 + 8 <= OW) {
+      ST8(y, base + ox0, v);
+    } else {
+      float t[8];
+      vstore8(v, 0, t);
+      for (int l = 0; l < 8 && ox0 + l * SW < OW; l++) ST(y, base + ox0 + l * SW, t[l]);
+    }
+  }
 }
 #endif

@@ -10,8 +10,6 @@ from clmace.backends.opencl.programs import ACT_CODES
 from clmace.core.ir import Node
 from clmace.ops.conv import transpose_pads, window_pads
 
-FILE = "conv.cl"
-
 
 def activation_args(name: str | None, params: tuple[float, ...] | list[float] = ()) -> tuple[int, float, float]:
     """(ACT code, p0, p1) of a fused activation; infinite Clip bounds become float32 limits."""
@@ -101,7 +99,8 @@ def lower_conv(node: Node, p: Plan) -> list[Launch]:
 
 
 def lower_conv_transpose(node: Node, p: Plan) -> list[Launch]:
-    """ConvTranspose (1-D or 2-D) as a gather over the inputs reaching each output pixel."""
+    """ConvTranspose (1-D or 2-D): a gather over the inputs reaching each output (GPU), or 8 channels x 8
+    same-phase pixels per work-item (CPU); the conv_transpose family (conv_variants.transpose_spec)."""
     x, y = node.inputs[0], node.outputs[0]
     (xshape, yshape), w, attrs = _planar(p, node, p.const(node.inputs[1]))
     _float_check(p, node, [x, y])
@@ -120,12 +119,16 @@ def lower_conv_transpose(node: Node, p: Plan) -> list[Launch]:
     begin, _ = transpose_pads("ConvTranspose", np.empty((1, 1, h, wd), np.uint8), (kh, kw), strides, dil,
                                out_pad, attrs.get("output_shape"), attrs.get("pads"), attrs.get("auto_pad", "NOTSET"))
     act, p0, p1 = activation_args(node.attrs.get("activation"), node.attrs.get("activation_params", ()))
-    k = p.kernel(FILE, "conv_transpose", {**p.float_defines(x), "ACT": act, "CONV_TRANSPOSE": None})
-    wbuf, bbuf = p.upload(np.asarray(w, np.float32), like=x), p.upload(np.asarray(bias, np.float32), like=x)
-    args = [p.buf(x), wbuf, bbuf, p.buf(y),
-            c // groups, cout, h, wd, oh, ow, kh, kw, strides[0], strides[1], dil[0], dil[1], begin[0],
-            begin[1], groups, p0, p1]
-    return p.launch(node, k, args, (ow, oh, n * groups * cout), (1, 1, 1) if not p.is_gpu else (16, 4, 1))
+    # The conv's own geometry (w as [G*cout][cin][kh][kw], the layout the conv variants pack): the input
+    # is the transposed conv's output side.
+    cin = c // groups
+    w_conv = np.asarray(w, np.float32).reshape(groups, cin, cout, kh, kw).transpose(0, 2, 1, 3, 4)
+    op = conv_variants.ConvOp(
+        x=x, y=y, w=np.ascontiguousarray(w_conv.reshape(groups * cout, cin, kh, kw)),
+        bias=np.asarray(bias, np.float32).reshape(-1), res="", n=n, c=c, h=h, wd=wd, cout_all=groups * cout, oh=oh,
+        ow=ow, groups=groups, kh=kh, kw=kw, strides=strides, dil=dil, begin=begin,
+        base={**p.float_defines(x), "ACT": act}, tail=(0, p0, p1))
+    return p.tunable(node, conv_variants.transpose_spec(op, p, np.asarray(w, np.float32)))
 
 
 LOWER = {"Conv": lower_conv, "ConvTranspose": lower_conv_transpose}

@@ -121,7 +121,7 @@ def _tiled(op: ConvOp, p: Plan, v: Variant) -> Bound:
 def pointwise_spec(op: ConvOp, p: Plan) -> TuneSpec:
     """1x1 stride-1 convs: CB x PX blocks per work-item (CPU), one pixel x CB (GPU), or __local tiles (GPU)."""
     variants = [Variant(f"px{px}_cb{cb}", "conv.cl", "conv1x1", (("CB", cb),) + ((("PX", px),) if px != 16 else ()))
-                for px, cb in ((16, 16), (16, 8), (8, 16), (8, 8), (4, 8))]
+                for px, cb in ((16, 16), (16, 8), (8, 16), (8, 8), (4, 8), (16, 6), (16, 4), (8, 12))]
     variants += [Variant(f"pix_cb{cb}", "conv_gpu.cl", "conv1x1_pix", (("CONV1X1_PIX", None), ("CB", cb)), gpu=True)
                  for cb in (4, 8)]
     variants += tiled_variants("conv_gpu.cl", "conv_tiled", (("CONV_TILED", None), ("KH", 1), ("KW", 1), ("PW", None)))
@@ -202,3 +202,27 @@ def general_spec(op: ConvOp, p: Plan) -> TuneSpec:
     # 16-pixel vectors fill AVX-512 registers but waste lanes on narrow rows (magika's long rows: 11.5 -> 8.6 ms)
     cpu = variants[1] if op.ow >= 24 else variants[0]
     return _spec("conv_general", op, p, variants, build, cpu, gpu)
+
+
+def transpose_spec(op: ConvOp, p: Plan, w_onnx: np.ndarray) -> TuneSpec:
+    """ConvTranspose: the gather kernel (one output per work-item; GPUs) or 8 channels x 8 output pixels of one
+    phase per work-item (CPUs). op.w is the per-group [cout][cin] weight; w_onnx the [G*cin][cout] original."""
+    variants = [Variant("block8", "conv.cl", "conv_transpose_block", (("CONV_TRANSPOSE_BLOCK", None),)),
+                Variant("gather", "conv.cl", "conv_transpose", (("CONV_TRANSPOSE", None),), gpu=True)]
+    (sh, sw), (dh, dw), (pt, pl) = op.strides, op.dil, op.begin
+    geometry = [op.cin, op.cout, op.h, op.wd, op.oh, op.ow, op.kh, op.kw, sh, sw, dh, dw, pt, pl, op.groups]
+    ng = op.n * op.groups
+
+    def build(v: Variant) -> Bound:
+        k = p.kernel(v.file, v.kernel, v.options(op.base))
+        x, y = p.buf(op.x), p.buf(op.y)
+        if v.kernel == "conv_transpose":
+            args = [x, p.upload(w_onnx, like=op.x), p.upload(op.bias, like=op.x), y, *geometry, ng, *op.tail[1:]]
+            return Bound(k, args, (op.ow, op.oh, ng * op.cout))
+        wb = p.upload(pack_blocks(op.w, op.groups, 8), like=op.x)
+        bb = p.upload(pack_bias(op.bias, op.groups, op.cout, 8), like=op.x)
+        per_phase = -(-op.ow // sw)  # output pixels of one phase along x, at most
+        blocks = -(-per_phase // 8)
+        return Bound(k, [x, wb, bb, y, *geometry, ng, *op.tail[1:]], (sw * blocks, op.oh, ng * -(-op.cout // 8)))
+
+    return _spec("conv_transpose", op, p, variants, build, variants[0], variants[1])
