@@ -59,9 +59,10 @@ def test_depthwise(c, mult, h, w, k, s, d, pads, act) -> None:
 @given(c=st.integers(1, 3), g=st.integers(1, 3), cout=st.integers(1, 3), h=st.integers(1, 20),
        w=st.integers(1, 40), kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3),
        sw=st.integers(1, 3), dh=st.integers(1, 2), dw=st.integers(1, 2), pads=st.tuples(*[st.integers(0, 3)] * 4),
-       variant=st.sampled_from(["direct_8x8", "direct_16x8"]))
+       variant=st.sampled_from(["direct_8x8", "direct_16x8", "fixed_8x8", "fixed_16x4", "fixed_16x6", "fixed_16x8"]))
 def test_general(c, g, cout, h, w, kh, kw, sh, sw, dh, dw, pads, variant) -> None:
-    """Grouped, strided, dilated, asymmetrically padded convolutions (the general kernel, 8- and 16-pixel)."""
+    """Grouped, strided, dilated, asymmetrically padded convolutions: the run-time-window kernel (8 and 16
+    pixels) and the compiled-window one (every block shape; interior and border work-items)."""
     if (h + pads[0] + pads[2] - (kh - 1) * dh - 1) < 0 or (w + pads[1] + pads[3] - (kw - 1) * dw - 1) < 0:
         return
     compare(conv_model(1, c * g, h, w, cout * g, (kh, kw), (sh, sw), (dh, dw), pads, group=g),

@@ -1,4 +1,7 @@
 // Common header, prepended to every clmace program.
+#define CAT_(a, b) a##b
+#define CAT(a, b) CAT_(a, b)
+
 // Storage type T and compute type F: with -DHALF, float tensors are stored as half and every load and
 // store converts (vload_half/vstore_half are core OpenCL, so math stays in float on every device).
 #ifdef HALF
@@ -21,21 +24,35 @@
 #endif
 #define LD(p, i) ((F)((p)[i]))
 #define ST(p, i, v) ((p)[i] = (T)(v))
-#define LD4(p, i) vload4(0, (p) + (i))
-#define LD8(p, i) vload8(0, (p) + (i))
-#define LD16(p, i) vload16(0, (p) + (i))
-#define ST4(p, i, v) vstore4((v), 0, (p) + (i))
-#define ST8(p, i, v) vstore8((v), 0, (p) + (i))
-#define ST16(p, i, v) vstore16((v), 0, (p) + (i))
+// Vector loads and stores spelt out lane by lane, not vloadN/vstoreN: PoCL 3.0 leaves those builtins as
+// out-of-line calls in larger kernels, and a call makes every vector register of the caller spill (conv
+// kernels ran at a fifth of their speed on AVX2), while consecutive scalar accesses become one vector
+// access in LLVM's SLP vectorizer (GPU compilers combine them too).
+#define LD4(p, i) ((CAT(F, 4))((p)[(i)], (p)[(i) + 1], (p)[(i) + 2], (p)[(i) + 3]))
+#define LD8(p, i) ((CAT(F, 8))(LD4(p, i), LD4(p, (i) + 4)))
+#define LD16(p, i) ((CAT(F, 16))(LD8(p, i), LD8(p, (i) + 8)))
+#define ST4(p, i, v) do { const CAT(F, 4) st4_ = (v); (p)[(i)] = st4_.s0; (p)[(i) + 1] = st4_.s1; \
+    (p)[(i) + 2] = st4_.s2; (p)[(i) + 3] = st4_.s3; } while (0)
+#define ST8(p, i, v) do { const CAT(F, 8) st8_ = (v); ST4(p, i, st8_.lo); ST4(p, (i) + 4, st8_.hi); } while (0)
+#define ST16(p, i, v) do { const CAT(F, 16) st16_ = (v); ST8(p, i, st16_.lo); ST8(p, (i) + 8, st16_.hi); } while (0)
 #endif
+
+// The same for private float scratch arrays (float in every storage mode), and an integer clamp written
+// out (the clamp builtin is a call too).
+#define PLD4(p) ((float4)((p)[0], (p)[1], (p)[2], (p)[3]))
+#define PLD8(p) ((float8)(PLD4(p), PLD4((p) + 4)))
+#define PLD16(p) ((float16)(PLD8(p), PLD8((p) + 8)))
+#define PST4(p, v) do { const float4 pst4_ = (v); (p)[0] = pst4_.s0; (p)[1] = pst4_.s1; (p)[2] = pst4_.s2; \
+    (p)[3] = pst4_.s3; } while (0)
+#define PST8(p, v) do { const float8 pst8_ = (v); PST4(p, pst8_.lo); PST4((p) + 4, pst8_.hi); } while (0)
+#define PST16(p, v) do { const float16 pst16_ = (v); PST8(p, pst16_.lo); PST8((p) + 8, pst16_.hi); } while (0)
+#define ICLAMP(v, lo, hi) ((v) < (lo) ? (lo) : (v) > (hi) ? (hi) : (v))
 
 // a * b + c for multiply-accumulate loops, not fma()/mad(): PoCL 3.0 (LLVM 14) lowers those builtins on
 // vectors to slow per-lane code (gemm_packed ran at 8 GFLOP/s with fma(), 40 with this on one Zen 5 core
 // pair), while a * b + c is contracted into the target's FMA instruction (FP_CONTRACT is on in OpenCL C).
 #define MULADD(a, b, c) ((a) * (b) + (c))
 
-#define CAT_(a, b) a##b
-#define CAT(a, b) CAT_(a, b)
 
 // Fused activations: ACT_NONE, ACT_RELU, ... are defined in front of this file from clmace.ops.activation.FUSED
 // (backends/opencl/programs.py); p0, p1 are the kernel's activation parameters.

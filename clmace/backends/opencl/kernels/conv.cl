@@ -1,7 +1,7 @@
 // Convolutions on NCHW tensors with fused bias, activation (ACT), residual add and a second activation (ACT2).
 // Weights are packed at plan time so the inner loops read them contiguously; bias is padded likewise.
 // Every buffer has slack before and after its data, so a vector load may run a little past either end
-// of a row: such lanes are then zeroed with select().
+// of a row: such lanes are then zeroed by a vector select.
 
 // Each program holds one kernel, picked by its defines: CB -> conv1x1, KH -> conv_dw,
 // CONV_GENERAL -> conv_general, CONV_TRANSPOSE -> conv_transpose, CONV_TRANSPOSE_BLOCK -> conv_transpose_block.
@@ -12,7 +12,7 @@
 // Eight input pixels row[ix + l * sw] (l = 0..7), zero where outside [0, W). Whole-vector loads when the
 // block lies inside the row, or when the buffer slack covers the overrun (vec_ok, decided at plan time);
 // otherwise clamped scalar loads.
-inline float8 load_row8(const __global T* row, int ix, int sw, int W, bool inside, int vec_ok)
+__attribute__((always_inline)) inline float8 load_row8(const __global T* row, int ix, int sw, int W, bool inside, int vec_ok)
 {
   float8 v;
   if (inside || vec_ok) {
@@ -22,23 +22,23 @@ inline float8 load_row8(const __global T* row, int ix, int sw, int W, bool insid
       v = LD16(row, ix).even;
     } else {
       float t[8];
-      for (int l = 0; l < 8; l++) t[l] = LD(row, clamp(ix + l * sw, 0, W - 1));
-      v = vload8(0, t);
+      for (int l = 0; l < 8; l++) t[l] = LD(row, ICLAMP(ix + l * sw, 0, W - 1));
+      v = PLD8(t);
     }
   } else {
     float t[8];
-    for (int l = 0; l < 8; l++) t[l] = LD(row, clamp(ix + l * sw, 0, W - 1));
-    v = vload8(0, t);
+    for (int l = 0; l < 8; l++) t[l] = LD(row, ICLAMP(ix + l * sw, 0, W - 1));
+    v = PLD8(t);
   }
   if (!inside) {
     const int8 xi = (int8)(0, 1, 2, 3, 4, 5, 6, 7) * sw + ix;
-    v = select((float8)(0.0f), v, (xi >= 0) & (xi < W));
+    v = (xi >= 0) & (xi < W) ? v : (float8)(0.0f);
   }
   return v;
 }
 
 // Sixteen input pixels, as load_row8.
-inline float16 load_row16(const __global T* row, int ix, int sw, int W, bool inside, int vec_ok)
+__attribute__((always_inline)) inline float16 load_row16(const __global T* row, int ix, int sw, int W, bool inside, int vec_ok)
 {
   float16 v;
   if ((inside || vec_ok) && sw <= 2) {
@@ -49,12 +49,12 @@ inline float16 load_row16(const __global T* row, int ix, int sw, int W, bool ins
     }
   } else {
     float t[16];
-    for (int l = 0; l < 16; l++) t[l] = LD(row, clamp(ix + l * sw, 0, W - 1));
-    v = vload16(0, t);
+    for (int l = 0; l < 16; l++) t[l] = LD(row, ICLAMP(ix + l * sw, 0, W - 1));
+    v = PLD16(t);
   }
   if (!inside) {
     const int16 xi = (int16)(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15) * sw + ix;
-    v = select((float16)(0.0f), v, (xi >= 0) & (xi < W));
+    v = (xi >= 0) & (xi < W) ? v : (float16)(0.0f);
   }
   return v;
 }
@@ -181,7 +181,7 @@ __kernel void conv_dw(__global const T* restrict x, __global const T* restrict w
           } else {
             v = load_row16(row, ix, SW, W, true, 0);
           }
-          if (!inside) v = select((float16)(0.0f), v, keep[kx]);
+          if (!inside) v = keep[kx] ? v : (float16)(0.0f);
           part[ky] = MULADD(v, (float16)(wk[ky * KW + kx]), part[ky]);
         }
       }
@@ -194,7 +194,7 @@ __kernel void conv_dw(__global const T* restrict x, __global const T* restrict w
         ST16(y, ybase + ox0, ACTIVATE2(acc, q0, q1));
       } else {
         float t[16];
-        vstore16(acc, 0, t);
+        PST16(t, acc);
         for (int l = 0; ox0 + l < OW; l++) {
           float v = t[l];
           if (has_res) v += LD(res, ybase + ox0 + l);
@@ -217,7 +217,7 @@ __kernel void conv_dw(__global const T* restrict x, __global const T* restrict w
 #define GLD CAT(LD, GPX)
 #define GST CAT(ST, GPX)
 #define GLOAD CAT(load_row, GPX)
-#define GSTORE CAT(vstore, GPX)
+#define GSTORE(t, v) CAT(PST, GPX)(t, v)
 __kernel void conv_general(__global const T* restrict x, __global const T* restrict w,
                            __global const T* restrict bias, __global const T* restrict res,
                            __global T* restrict y, int cin, int cout, int H, int W, int OH, int OW,
@@ -266,7 +266,7 @@ __kernel void conv_general(__global const T* restrict x, __global const T* restr
       GST(y, base, ACTIVATE2(v, q0, q1));
     } else {
       float t[GPX];
-      GSTORE(v, 0, t);
+      GSTORE(t, v);
       for (int l = 0; ox0 + l < OW; l++) {
         float s = t[l];
         if (has_res) s += LD(res, base + l);
@@ -371,8 +371,102 @@ __kernel void conv_transpose_block(__global const T* restrict x, __global const 
       ST8(y, base + ox0, v);
     } else {
       float t[8];
-      vstore8(v, 0, t);
+      PST8(t, v);
       for (int l = 0; l < 8 && ox0 + l * SW < OW; l++) ST(y, base + ox0 + l * SW, t[l]);
+    }
+  }
+}
+#endif
+
+#ifdef CONV_FIXED
+// General convolution with its window fixed at compile time (FKH, FKW, FSH, FSW, FDH, FDW: names of their own, so
+// that the conv_dw block, keyed on KH, stays out of this program), for CPUs: each
+// work-item computes FCB output channels x FPX pixels of one output row. The taps unroll; a work-item whose
+// row window lies inside the input (most of them) loads whole vectors with no masks, the border ones load
+// clamped and masked. The rows of the window that fall outside the input are cut once per work-item.
+// x: [N][G*cin][H][W], w: [G][ncb][cin][FKH][FKW][FCB], y/res: [N][G*cout][OH][OW].
+#define FV CAT(float, FPX)
+#define FLD CAT(LD, FPX)
+#define FST CAT(ST, FPX)
+#define FLOAD CAT(load_row, FPX)
+#define FSTORE(t, v) CAT(PST, FPX)(t, v)
+#if FSW == 1
+#define FIXED_ROW(row, ix) FLD(row, ix)
+#elif FSW == 2 && FPX == 8
+#define FIXED_ROW(row, ix) LD16(row, ix).even
+#elif FSW == 2
+#define FIXED_ROW(row, ix) ((float16)(LD16(row, ix).even, LD16(row, (ix) + 16).even))
+#else
+#define FIXED_ROW(row, ix) FLOAD(row, ix, FSW, W, true, 0)
+#endif
+__kernel void conv_fixed(__global const T* restrict x, __global const T* restrict w,
+                         __global const T* restrict bias, __global const T* restrict res,
+                         __global T* restrict y, int cin, int cout, int H, int W, int OH, int OW,
+                         int pad_t, int pad_l, int groups, int NG, int has_res, float p0, float p1, float q0,
+                         float q1)
+{
+  const int ox0 = get_global_id(0) * FPX;
+  const int oy = get_global_id(1);
+  const int ncb = (cout + FCB - 1) / FCB;
+  const int cb = get_global_id(2) % ncb;
+  const int ng = get_global_id(2) / ncb;
+  if (ox0 >= OW || oy >= OH || ng >= NG) return;
+  const int g = ng % groups;
+  const __global T* xp = x + (size_t)ng * cin * H * W;
+  const __global T* wp = w + (size_t)(g * ncb + cb) * cin * FKH * FKW * FCB;
+  FV acc[FCB];
+#pragma unroll
+  for (int j = 0; j < FCB; j++) acc[j] = (FV)(LD(bias, (g * ncb + cb) * FCB + j));
+  const int ix0 = ox0 * FSW - pad_l;
+  const int iy0 = oy * FSH - pad_t;
+  int ky_lo = 0, ky_hi = FKH;
+  while (ky_lo < FKH && iy0 + ky_lo * FDH < 0) ky_lo++;
+  while (ky_hi > ky_lo && iy0 + (ky_hi - 1) * FDH >= H) ky_hi--;
+  // The vector loads of a row read FPX * FSW elements from each tap (FSW <= 2).
+  const bool inside = FSW <= 2 && ix0 >= 0 && ix0 + FPX * FSW - 1 + (FKW - 1) * FDW < W;
+  if (inside) {
+    for (int ci = 0; ci < cin; ci++) {
+      const __global T* xc = xp + (size_t)ci * H * W + ix0;
+      const __global T* wc = wp + (size_t)ci * FKH * FKW * FCB;
+      for (int ky = ky_lo; ky < ky_hi; ky++) {
+        const __global T* row = xc + (size_t)(iy0 + ky * FDH) * W;
+#pragma unroll
+        for (int kx = 0; kx < FKW; kx++) {
+          const FV v = FIXED_ROW(row, kx * FDW);
+#pragma unroll
+          for (int j = 0; j < FCB; j++) acc[j] = MULADD(v, (FV)(LD(wc, (ky * FKW + kx) * FCB + j)), acc[j]);
+        }
+      }
+    }
+  } else {
+    for (int ci = 0; ci < cin; ci++) {
+      const __global T* xc = xp + (size_t)ci * H * W;
+      const __global T* wc = wp + (size_t)ci * FKH * FKW * FCB;
+      for (int ky = ky_lo; ky < ky_hi; ky++) {
+        const __global T* row = xc + (size_t)(iy0 + ky * FDH) * W;
+#pragma unroll
+        for (int kx = 0; kx < FKW; kx++) {
+          const FV v = FLOAD(row, ix0 + kx * FDW, FSW, W, false, 0);
+#pragma unroll
+          for (int j = 0; j < FCB; j++) acc[j] = MULADD(v, (FV)(LD(wc, (ky * FKW + kx) * FCB + j)), acc[j]);
+        }
+      }
+    }
+  }
+  for (int j = 0; j < FCB && cb * FCB + j < cout; j++) {
+    const size_t base = (((size_t)ng * cout + cb * FCB + j) * OH + oy) * OW + ox0;
+    FV v = ACTIVATE(acc[j], p0, p1);
+    if (ox0 + FPX <= OW) {
+      if (has_res) v += FLD(res, base);
+      FST(y, base, ACTIVATE2(v, q0, q1));
+    } else {
+      float t[FPX];
+      FSTORE(t, v);
+      for (int l = 0; ox0 + l < OW; l++) {
+        float s = t[l];
+        if (has_res) s += LD(res, base + l);
+        ST(y, base + l, ACTIVATE2(s, q0, q1));
+      }
     }
   }
 }

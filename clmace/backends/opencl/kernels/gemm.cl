@@ -41,13 +41,13 @@ __kernel void gemm_packed(__global const T* restrict a, __global const T* restri
   for (int i = 0; i < GM && m0 + i < M; i++) {
     const int m = m0 + i;
     float t[16];
-    vstore16(acc[i], 0, t);
+    PST16(t, acc[i]);
     if (has_c) {
       for (int l = 0; l < 16 && nb * 16 + l < N; l++) t[l] += beta * LD(c, (size_t)m * csm + (size_t)(nb * 16 + l) * csn);
     }
     const size_t base = (size_t)m * N + nb * 16;
     if (nb * 16 + 16 <= N) {
-      ST16(y, base, ACTIVATE(vload16(0, t), p0, p1));
+      ST16(y, base, ACTIVATE(PLD16(t), p0, p1));
     } else {
       for (int l = 0; nb * 16 + l < N; l++) ST(y, base + l, ACTIVATE(t[l], p0, p1));
     }
@@ -91,13 +91,13 @@ __kernel void gemm_packed32(__global const T* restrict a, __global const T* rest
     for (int h = 0; h <= two; h++) {
       const int n0 = (nb + h) * 16;
       float t[16];
-      vstore16(h ? acc1[i] : acc0[i], 0, t);
+      PST16(t, h ? acc1[i] : acc0[i]);
       if (has_c) {
         for (int l = 0; l < 16 && n0 + l < N; l++) t[l] += beta * LD(c, (size_t)m * csm + (size_t)(n0 + l) * csn);
       }
       const size_t base = (size_t)m * N + n0;
       if (n0 + 16 <= N) {
-        ST16(y, base, ACTIVATE(vload16(0, t), p0, p1));
+        ST16(y, base, ACTIVATE(PLD16(t), p0, p1));
       } else {
         for (int l = 0; n0 + l < N; l++) ST(y, base + l, ACTIVATE(t[l], p0, p1));
       }
@@ -143,7 +143,7 @@ inline float16 row16(const __global T* r, int n0, int N)
   if (n0 + 16 <= N) return LD16(r, n0);
   float t[16];
   for (int l = 0; l < 16; l++) t[l] = n0 + l < N ? LD(r, n0 + l) : 0.0f;
-  return vload16(0, t);
+  return PLD16(t);
 }
 
 __kernel void matmul16(__global const T* restrict a, __global const T* restrict b,
@@ -183,8 +183,8 @@ __kernel void matmul16(__global const T* restrict a, __global const T* restrict 
       ST16(yr, n0 + 16, ACTIVATE(acc1[i], p0, p1));
     } else {
       float t[32];
-      vstore16(acc0[i], 0, t);
-      vstore16(acc1[i], 0, t + 16);
+      PST16(t, acc0[i]);
+      PST16(t + 16, acc1[i]);
       for (int l = 0; l < 32 && n0 + l < N; l++) ST(yr, n0 + l, ACTIVATE(t[l], p0, p1));
     }
   }

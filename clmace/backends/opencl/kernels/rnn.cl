@@ -65,7 +65,7 @@ __kernel void rnn_project16(__global const T* restrict x, __global const T* rest
   }
   for (int i = 0; i < RM && r0 + i < rows; i++) {
     float t[16];
-    vstore16(acc[i], 0, t);
+    PST16(t, acc[i]);
     for (int l = 0; l < 16 && jb * 16 + l < G; l++) {
       const int j = jb * 16 + l;
       xw[((size_t)d * rows + r0 + i) * G + j] = t[l] + LD(b, (size_t)d * 2 * G + j);
@@ -78,7 +78,7 @@ __kernel void rnn_project16(__global const T* restrict x, __global const T* rest
 inline float rnn_dot(__global const T* restrict r, size_t row, __local const float* v, int H) {
   float16 acc16 = (float16)(0.0f);
   int k = 0;
-  for (; k + 16 <= H; k += 16) acc16 = MULADD(LD16(r, row + k), vload16(0, v + k), acc16);
+  for (; k + 16 <= H; k += 16) acc16 = MULADD(LD16(r, row + k), PLD16(v + k), acc16);
   const float8 a8 = acc16.lo + acc16.hi;
   const float4 a4 = a8.lo + a8.hi;
   float acc = (a4.x + a4.y) + (a4.z + a4.w);

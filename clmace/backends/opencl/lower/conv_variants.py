@@ -118,6 +118,30 @@ def _tiled(op: ConvOp, p: Plan, v: Variant) -> Bound:
     return Bound(k, args, gws)
 
 
+# (pixels, channels) per work-item of conv_fixed: 8 x 8 and 16 x 4 keep 8 vector accumulators (AVX2's 16
+# registers hold them with the loads), 16 x 8 fills AVX-512's 32.
+FIXED_BLOCKS = ((8, 8), (16, 4), (16, 6), (16, 8))
+
+
+def _fixed(op: ConvOp, p: Plan, v: Variant) -> Bound:
+    """conv_fixed: the window compiled in, FCB channels x FPX pixels per work-item."""
+    d = dict(v.defines)
+    cb, px = d["FCB"], d["FPX"]
+    k = p.kernel(v.file, v.kernel, v.options(op.base))
+    wb = p.upload(pack_blocks(op.w, op.groups, cb), like=op.x)
+    bb = p.upload(pack_bias(op.bias, op.groups, op.cout, cb), like=op.x)
+    x, res, y = _io(op, p)
+    ng = op.n * op.groups
+    args = [x, wb, bb, res, y, op.cin, op.cout, op.h, op.wd, op.oh, op.ow, op.begin[0], op.begin[1], op.groups, ng,
+            *op.tail]
+    return Bound(k, args, (-(-op.ow // px), op.oh, ng * -(-op.cout // cb)))
+
+
+def spec_variant(variants: list[Variant], name: str) -> Variant:
+    """The variant called name (a default chosen by name must exist)."""
+    return next(v for v in variants if v.name == name)
+
+
 def pointwise_spec(op: ConvOp, p: Plan) -> TuneSpec:
     """1x1 stride-1 convs: CB x PX blocks per work-item (CPU), one pixel x CB (GPU), or __local tiles (GPU)."""
     variants = [Variant(f"px{px}_cb{cb}", "conv.cl", "conv1x1", (("CB", cb),) + ((("PX", px),) if px != 16 else ()))
@@ -139,7 +163,10 @@ def pointwise_spec(op: ConvOp, p: Plan) -> TuneSpec:
         args = [x, wb, bb, res, y, op.cin, op.cout, npix, op.groups, ng, *op.tail]
         return Bound(k, args, (-(-npix // px), -(-op.cout // cb), ng))
 
-    cpu = variants[0] if op.cout >= 16 else variants[1]
+    if p.vector_lanes >= 16:  # 16 x 16 accumulators: 16 of AVX-512's 32 registers
+        cpu = variants[0] if op.cout >= 16 else variants[1]
+    else:  # AVX2: 16 pixels x 6 channels, 12 of its 16 registers (1.1-1.4x the 16 x 16 block there)
+        cpu = spec_variant(variants, "px16_cb6" if op.cout >= 12 else "px8_cb8")
     gpu = pick_tile(variants, op.cout, npix, ng, int(p.device.max_compute_units))
     return _spec("conv1x1", op, p, variants, build, cpu, gpu)
 
@@ -179,12 +206,17 @@ def general_spec(op: ConvOp, p: Plan) -> TuneSpec:
     variants += [Variant(f"pix_cb{cb}", "conv_gpu.cl", "conv_general_pix", (("GENERAL_PIX", None), ("CB", cb)),
                          gpu=True) for cb in (4, 8)]
     variants += tiled_variants("conv_gpu.cl", "conv_tiled", (("CONV_TILED", None), ("KH", op.kh), ("KW", op.kw)))
-    ng = op.n * op.groups
     (sh, sw), (dh, dw), (pt, pl) = op.strides, op.dil, op.begin
+    window = (("CONV_FIXED", None), ("FKH", op.kh), ("FKW", op.kw), ("FSH", sh), ("FSW", sw), ("FDH", dh), ("FDW", dw))
+    variants += [Variant(f"fixed_{px}x{cb}", "conv.cl", "conv_fixed", (*window, ("FPX", px), ("FCB", cb)))
+                 for px, cb in FIXED_BLOCKS]
+    ng = op.n * op.groups
 
     def build(v: Variant) -> Bound:
         if v.kernel == "conv_tiled":
             return _tiled(op, p, v)
+        if v.kernel == "conv_fixed":
+            return _fixed(op, p, v)
         cb = dict(v.defines).get("CB", 8)
         k = p.kernel(v.file, v.kernel, v.options(op.base))
         wb = p.upload(pack_blocks(op.w, op.groups, cb), like=op.x)
@@ -199,8 +231,9 @@ def general_spec(op: ConvOp, p: Plan) -> TuneSpec:
         return Bound(k, [*head, loads_ok, ng, *op.tail], (-(-op.ow // px), op.oh, ng * -(-op.cout // 8)))
 
     gpu = pick_tile(variants, op.cout, op.oh * op.ow, ng, int(p.device.max_compute_units))
-    # 16-pixel vectors fill AVX-512 registers but waste lanes on narrow rows (magika's long rows: 11.5 -> 8.6 ms)
-    cpu = variants[1] if op.ow >= 24 else variants[0]
+    # The window compiled in, 8 accumulators of the CPU's vector width (3x3 convs on AVX2: 25 -> 75 GFLOP/s
+    # beside direct_16x8); 16-pixel vectors waste lanes on narrow rows.
+    cpu = spec_variant(variants, "fixed_16x8" if p.vector_lanes >= 16 and op.ow >= 24 else "fixed_8x8")
     return _spec("conv_general", op, p, variants, build, cpu, gpu)
 
 

@@ -83,9 +83,11 @@ def _packed(node: Node, p: Plan, a: str, a_strides: tuple[int, int], m: int, k: 
     key = record_key("gemm", [FILE], options_text(base), shape, p.stored(a).name)
     # GPUs: few rows are a GEMV (split K across a work-group), more rows a tiled GEMM.
     gpu = variants[-1] if m <= 8 else pick_tile(variants, m, n, 1, int(p.device.max_compute_units))
-    # CPUs: 8 rows x 32 columns per work-item once there are 8 rows (1.2-3x the 4 x 16 block on PoCL with
-    # AVX-512, bench/bench_gemm.py), the 4 x 16 block below that.
-    cpu = next(v for v in variants if v.name == "r8x32") if m >= 8 else variants[0]
+    # CPUs with AVX-512: 8 rows x 32 columns per work-item once there are 8 rows (1.2-3x the 4 x 16 block,
+    # bench/bench_gemm.py), the 4 x 16 block below that. AVX2 has half the registers of half the width: the
+    # 4 x 16 block (8 accumulators) is 1.0-2x the 8 x 32 one there.
+    wide = m >= 8 and p.vector_lanes >= 16
+    cpu = next(v for v in variants if v.name == "r8x32") if wide else variants[0]
     spec = TuneSpec("gemm", key, shape, variants, build, gpu if p.is_gpu else cpu)
     return p.tunable(node, spec)
 

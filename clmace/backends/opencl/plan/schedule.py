@@ -170,6 +170,9 @@ class Plan:
         self.builder, self.half, self.lowerings, self.tuned = handle, half, lowerings, tuned
         self._keep = list(keep)  # values whose storage must outlive their last reader (a body's loop-invariant inputs)
         self.is_gpu = bool(self.device.type & 4)  # CL_DEVICE_TYPE_GPU
+        # Lanes of the CPU's widest float vector (16 with AVX-512, 8 with AVX2): CPU kernels block their
+        # accumulators to fit that register file (32 registers of 16 lanes, or 16 of 8).
+        self.vector_lanes = 0 if self.is_gpu else int(self.device.native_vector_width_float)
         self.use_records = tuned and handle.cache is not None
         self.forced = dict(variants or {})  # family -> variant name, for tests and experiments
         self.records_used = 0
