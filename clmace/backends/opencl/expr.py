@@ -59,8 +59,8 @@ UNARY: dict[str, Render] = {
     "Softplus": lambda x, a: f"({x[0]}>20.0f?{x[0]}:log1p(exp({x[0]})))",
     "Softsign": lambda x, a: f"({x[0]}/(1.0f+fabs({x[0]})))",
     "Gelu": _gelu,
-    "HardSigmoid": lambda x, a: f"clamp({_a(a, 'alpha', 0.2)}*{x[0]}+{_a(a, 'beta', 0.5)},0.0f,1.0f)",
-    "HardSwish": lambda x, a: f"({x[0]}*clamp({x[0]}*(1.0f/6.0f)+0.5f,0.0f,1.0f))",
+    "HardSigmoid": lambda x, a: f"VCLAMP({_a(a, 'alpha', 0.2)}*{x[0]}+{_a(a, 'beta', 0.5)},0.0f,1.0f)",
+    "HardSwish": lambda x, a: f"({x[0]}*VCLAMP({x[0]}*(1.0f/6.0f)+0.5f,0.0f,1.0f))",
     "LeakyRelu": lambda x, a: f"({x[0]}>=0.0f?{x[0]}:{x[0]}*{_a(a, 'alpha', 0.01)})",
     "Elu": lambda x, a: f"({x[0]}>=0.0f?{x[0]}:{_a(a, 'alpha', 1.0)}*(exp({x[0]})-1.0f))",
     "Swish": lambda x, a: f"({x[0]}/(1.0f+exp(-{_a(a, 'alpha', 1.0)}*{x[0]})))",
@@ -72,8 +72,8 @@ BINARY: dict[str, Render] = {
     "Div": lambda x, a: f"({x[0]}/{x[1]})",
     "Pow": _pow,
     # NaN in either operand wins, as in NumPy's maximum/minimum.
-    "Max": lambda x, a: f"(isnan({x[0]})||isnan({x[1]})?NAN:fmax({x[0]},{x[1]}))",
-    "Min": lambda x, a: f"(isnan({x[0]})||isnan({x[1]})?NAN:fmin({x[0]},{x[1]}))",
+    "Max": lambda x, a: f"(isnan({x[0]})||isnan({x[1]})?NAN:VMAX({x[0]},{x[1]}))",
+    "Min": lambda x, a: f"(isnan({x[0]})||isnan({x[1]})?NAN:VMIN({x[0]},{x[1]}))",
     "PRelu": lambda x, a: f"({x[0]}<0.0f?{x[0]}*{x[1]}:{x[0]})",
 }
 

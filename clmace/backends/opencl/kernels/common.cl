@@ -47,6 +47,11 @@
 #define PST8(p, v) do { const float8 pst8_ = (v); PST4(p, pst8_.lo); PST4((p) + 4, pst8_.hi); } while (0)
 #define PST16(p, v) do { const float16 pst16_ = (v); PST8(p, pst16_.lo); PST8((p) + 8, pst16_.hi); } while (0)
 #define ICLAMP(v, lo, hi) ((v) < (lo) ? (lo) : (v) > (hi) ? (hi) : (v))
+// fmax/fmin/clamp as selects (scalars or vectors; a NaN operand as in fmax/fmin: the other one wins), so
+// that PoCL neither calls out nor stops vectorising a kernel's work-items over them.
+#define VMAX(a, b) ((a) >= (b) || (b) != (b) ? (a) : (b))
+#define VMIN(a, b) ((a) <= (b) || (b) != (b) ? (a) : (b))
+#define VCLAMP(x, lo, hi) VMIN(VMAX((x), (lo)), (hi))
 
 // a * b + c for multiply-accumulate loops, not fma()/mad(): PoCL 3.0 (LLVM 14) lowers those builtins on
 // vectors to slow per-lane code (gemm_packed ran at 8 GFLOP/s with fma(), 40 with this on one Zen 5 core
@@ -58,13 +63,13 @@
 // (backends/opencl/programs.py); p0, p1 are the kernel's activation parameters.
 
 #define ACTIVATE_(code, x, p0, p1) \
-  ((code) == ACT_RELU ? fmax((x), 0.0f) \
-   : (code) == ACT_LEAKY_RELU ? (fmax((x), 0.0f) + (p0) * fmin((x), 0.0f)) \
+  ((code) == ACT_RELU ? VMAX((x), 0.0f) \
+   : (code) == ACT_LEAKY_RELU ? (VMAX((x), 0.0f) + (p0) * VMIN((x), 0.0f)) \
    : (code) == ACT_SIGMOID ? (1.0f / (1.0f + exp(-(x)))) \
-   : (code) == ACT_HARD_SIGMOID ? clamp((p0) * (x) + (p1), 0.0f, 1.0f) \
-   : (code) == ACT_HARD_SWISH ? ((x) * clamp((x) * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f)) \
+   : (code) == ACT_HARD_SIGMOID ? VCLAMP((p0) * (x) + (p1), 0.0f, 1.0f) \
+   : (code) == ACT_HARD_SWISH ? ((x) * VCLAMP((x) * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f)) \
    : (code) == ACT_SWISH ? ((x) / (1.0f + exp(-(x)))) \
-   : (code) == ACT_CLIP ? fmin(fmax((x), (p0)), (p1)) \
+   : (code) == ACT_CLIP ? VMIN(VMAX((x), (p0)), (p1)) \
    : (code) == ACT_TANH ? tanh(x) \
    : (x))
 

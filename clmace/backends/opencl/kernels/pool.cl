@@ -30,7 +30,7 @@ __kernel void pool2d(__global const T* restrict x, __global T* restrict y, int H
     const int iy = y0 + ky * DH;
     for (int kx = rx.x; kx < rx.y; kx++) {
 #ifdef POOL_MAX
-      acc = fmax(acc, LD(plane, iy * W + x0 + kx * DW));
+      acc = VMAX(acc, LD(plane, iy * W + x0 + kx * DW));
 #else
       acc += LD(plane, iy * W + x0 + kx * DW);
 #endif
@@ -71,7 +71,7 @@ __kernel void pool3d(__global const T* restrict x, __global T* restrict y, __glo
         const int ix = ox * g[17] - g[19] + kx * g[18];
         const bool inside = iz >= 0 && iz < D && iy >= 0 && iy < H && ix >= 0 && ix < W;
 #ifdef POOL_MAX
-        if (inside) acc = fmax(acc, LD(vol, ((size_t)iz * H + iy) * W + ix));
+        if (inside) acc = VMAX(acc, LD(vol, ((size_t)iz * H + iy) * W + ix));
 #else
         if (inside) acc += LD(vol, ((size_t)iz * H + iy) * W + ix);
         if (inside || (count_include_pad && iz >= -g[9] && iz < D + g[10] && iy >= -g[14] && iy < H + g[15]
@@ -95,7 +95,7 @@ __kernel void global_pool(__global const T* restrict x, __global T* restrict y, 
   const __global T* p = x + (size_t)i * size;
 #ifdef POOL_MAX
   float acc = -INFINITY;
-  for (int k = 0; k < size; k++) acc = fmax(acc, LD(p, k));
+  for (int k = 0; k < size; k++) acc = VMAX(acc, LD(p, k));
 #else
   float acc = 0.0f;
   int k = 0;
@@ -123,7 +123,7 @@ void global_pool_wg(__global const T* restrict x, __global T* restrict y, int si
     const __global T* p = x + (size_t)i * size;
 #ifdef POOL_MAX
     float acc = -INFINITY;
-    for (int k = l; k < size; k += POOL_WG) acc = fmax(acc, LD(p, k));
+    for (int k = l; k < size; k += POOL_WG) acc = VMAX(acc, LD(p, k));
 #else
     float acc = 0.0f;
     for (int k = l; k < size; k += POOL_WG) acc += LD(p, k);
@@ -132,7 +132,7 @@ void global_pool_wg(__global const T* restrict x, __global T* restrict y, int si
     barrier(CLK_LOCAL_MEM_FENCE);
     for (int s = POOL_WG / 2; s > 0; s >>= 1) {
 #ifdef POOL_MAX
-      if (l < s) part[l] = fmax(part[l], part[l + s]);
+      if (l < s) part[l] = VMAX(part[l], part[l + s]);
 #else
       if (l < s) part[l] += part[l + s];
 #endif

@@ -61,7 +61,7 @@ __kernel void reduce(__global const T* restrict x, __global T* restrict y, __glo
   for (int r = 0; r < rcount; r++) {
     int rr = r, off = base;
     for (int d = 5; d >= 0; d--) { off += (rr % meta[12 + d]) * meta[18 + d]; rr /= meta[12 + d]; }
-    top = fmax(top, LD(x, off));
+    top = VMAX(top, LD(x, off));
   }
   if (isinf(top)) top = 0.0f;
 #endif
@@ -93,7 +93,7 @@ __kernel void softmax(__global const T* restrict x, __global T* restrict y, int 
   if (i >= n) return;
   const size_t base = (size_t)(i / inner) * D * inner + i % inner;
   float top = -INFINITY;
-  for (int d = 0; d < D; d++) top = fmax(top, LD(x, base + (size_t)d * inner));
+  for (int d = 0; d < D; d++) top = VMAX(top, LD(x, base + (size_t)d * inner));
   float sum = 0.0f;
   for (int d = 0; d < D; d++) sum += exp(LD(x, base + (size_t)d * inner) - top);
 #ifdef LOG
@@ -114,11 +114,11 @@ __kernel void softmax_rows(__global const T* restrict x, __global T* restrict y,
   const size_t base = (size_t)i * D;
   const int D16 = D & ~15;
   float16 m16 = (float16)(-INFINITY);
-  for (int d = 0; d < D16; d += 16) m16 = fmax(m16, LD16(x, base + d));
-  float8 m8 = fmax(m16.lo, m16.hi);
-  float4 m4 = fmax(m8.lo, m8.hi);
-  float top = fmax(fmax(m4.x, m4.y), fmax(m4.z, m4.w));
-  for (int d = D16; d < D; d++) top = fmax(top, LD(x, base + d));
+  for (int d = 0; d < D16; d += 16) m16 = VMAX(m16, LD16(x, base + d));
+  float8 m8 = VMAX(m16.lo, m16.hi);
+  float4 m4 = VMAX(m8.lo, m8.hi);
+  float top = VMAX(VMAX(m4.x, m4.y), VMAX(m4.z, m4.w));
+  for (int d = D16; d < D; d++) top = VMAX(top, LD(x, base + d));
   float16 s16 = (float16)(0.0f);
   float sum = 0.0f;
 #ifdef LOG
