@@ -43,9 +43,9 @@ def _pow(x: Sequence[str], attrs: dict) -> str:
 
 UNARY: dict[str, Render] = {
     "Relu": lambda x, a: f"({x[0]}>0.0f?{x[0]}:0.0f)",
-    "Sigmoid": lambda x, a: f"(1.0f/(1.0f+exp(-{x[0]})))",
+    "Sigmoid": lambda x, a: f"(1.0f/(1.0f+EXP(-{x[0]})))",
     "Tanh": lambda x, a: f"tanh({x[0]})",
-    "Exp": lambda x, a: f"exp({x[0]})",
+    "Exp": lambda x, a: f"EXP({x[0]})",
     "Log": lambda x, a: f"log({x[0]})",
     "Sqrt": lambda x, a: f"sqrt({x[0]})",
     "Erf": lambda x, a: f"erf_f({x[0]})",
@@ -56,14 +56,14 @@ UNARY: dict[str, Render] = {
     "Ceil": lambda x, a: f"ceil({x[0]})",
     "Sin": lambda x, a: f"sin({x[0]})",
     "Cos": lambda x, a: f"cos({x[0]})",
-    "Softplus": lambda x, a: f"({x[0]}>20.0f?{x[0]}:log1p(exp({x[0]})))",
+    "Softplus": lambda x, a: f"({x[0]}>20.0f?{x[0]}:log1p(EXP({x[0]})))",
     "Softsign": lambda x, a: f"({x[0]}/(1.0f+fabs({x[0]})))",
     "Gelu": _gelu,
     "HardSigmoid": lambda x, a: f"VCLAMP({_a(a, 'alpha', 0.2)}*{x[0]}+{_a(a, 'beta', 0.5)},0.0f,1.0f)",
     "HardSwish": lambda x, a: f"({x[0]}*VCLAMP({x[0]}*(1.0f/6.0f)+0.5f,0.0f,1.0f))",
     "LeakyRelu": lambda x, a: f"({x[0]}>=0.0f?{x[0]}:{x[0]}*{_a(a, 'alpha', 0.01)})",
-    "Elu": lambda x, a: f"({x[0]}>=0.0f?{x[0]}:{_a(a, 'alpha', 1.0)}*(exp({x[0]})-1.0f))",
-    "Swish": lambda x, a: f"({x[0]}/(1.0f+exp(-{_a(a, 'alpha', 1.0)}*{x[0]})))",
+    "Elu": lambda x, a: f"({x[0]}>=0.0f?{x[0]}:{_a(a, 'alpha', 1.0)}*(EXP({x[0]})-1.0f))",
+    "Swish": lambda x, a: f"({x[0]}/(1.0f+EXP(-{_a(a, 'alpha', 1.0)}*{x[0]})))",
 }
 BINARY: dict[str, Render] = {
     "Add": lambda x, a: f"({x[0]}+{x[1]})",

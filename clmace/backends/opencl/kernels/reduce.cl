@@ -23,7 +23,7 @@
 #define RSTEP(acc, v) ((acc) + (v))
 #elif defined(RED_LOG_SUM_EXP)
 #define RINIT 0.0f
-#define RSTEP(acc, v) ((acc) + exp((v) - top))
+#define RSTEP(acc, v) ((acc) + EXP((v) - top))
 #endif
 
 #ifdef INT_RED
@@ -95,13 +95,13 @@ __kernel void softmax(__global const T* restrict x, __global T* restrict y, int 
   float top = -INFINITY;
   for (int d = 0; d < D; d++) top = VMAX(top, LD(x, base + (size_t)d * inner));
   float sum = 0.0f;
-  for (int d = 0; d < D; d++) sum += exp(LD(x, base + (size_t)d * inner) - top);
+  for (int d = 0; d < D; d++) sum += EXP(LD(x, base + (size_t)d * inner) - top);
 #ifdef LOG
   const float ls = log(sum);
   for (int d = 0; d < D; d++) ST(y, base + (size_t)d * inner, LD(x, base + (size_t)d * inner) - top - ls);
 #else
   const float inv = 1.0f / sum;
-  for (int d = 0; d < D; d++) ST(y, base + (size_t)d * inner, exp(LD(x, base + (size_t)d * inner) - top) * inv);
+  for (int d = 0; d < D; d++) ST(y, base + (size_t)d * inner, EXP(LD(x, base + (size_t)d * inner) - top) * inv);
 #endif
 }
 
@@ -122,16 +122,16 @@ __kernel void softmax_rows(__global const T* restrict x, __global T* restrict y,
   float16 s16 = (float16)(0.0f);
   float sum = 0.0f;
 #ifdef LOG
-  for (int d = 0; d < D16; d += 16) s16 += exp(LD16(x, base + d) - top);
-  for (int d = D16; d < D; d++) sum += exp(LD(x, base + d) - top);
+  for (int d = 0; d < D16; d += 16) s16 += EXP(LD16(x, base + d) - top);
+  for (int d = D16; d < D; d++) sum += EXP(LD(x, base + d) - top);
 #else
   for (int d = 0; d < D16; d += 16) {
-    const float16 e = exp(LD16(x, base + d) - top);
+    const float16 e = EXP(LD16(x, base + d) - top);
     ST16(y, base + d, e);
     s16 += e;
   }
   for (int d = D16; d < D; d++) {
-    const float e = exp(LD(x, base + d) - top);
+    const float e = EXP(LD(x, base + d) - top);
     ST(y, base + d, e);
     sum += e;
   }
