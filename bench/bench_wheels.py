@@ -76,6 +76,15 @@ def measure(name: str, runs: int, warmup: int) -> dict:
     return out
 
 
+def _cpu_family() -> str:
+    """The CPU family /proc/cpuinfo reports (AMD 25: Zen 3/4, 26: Zen 5), '?' when unreadable."""
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            return next((line.split(":", 1)[1].strip() for line in f if line.startswith("cpu family")), "?")
+    except OSError:
+        return "?"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
@@ -97,12 +106,20 @@ def main() -> None:
     text = "\n".join(rows) + f"\n\nGeometric mean of the ratios: {geomean:.2f}x (worst {max(ratios):.2f}x)."
     print(text)
     if args.write:
+        import os
+
+        from bench.bench_latency import cpu_name
         from bench.results_md import write_section
+        from clmace.backends.opencl.runtime import device_info
+
+        info = device_info("opencl")
+        host = (f"{len(os.sched_getaffinity(0))}-core {cpu_name()} (family {_cpu_family()}), {info.platform} "
+                f"{info.driver_version}, compiling for {info.compile_target or 'its default target'}")
 
         command = "python -m bench.bench_wheels " + " ".join(sys.argv[1:])
         write_section("<!-- wheels:start -->", "<!-- wheels:end -->",
                       "<!-- wheels:start -->\n## CPU latency on real models from PyPI wheels: clmace (PoCL) vs "
-                      f"onnxruntime\n\n{time.strftime('%Y-%m-%d')}; 2-core AMD EPYC (Zen 5), PoCL 3.0. Command: "
+                      f"onnxruntime\n\n{time.strftime('%Y-%m-%d')}; {host}. Command: "
                       f"`{command}`. Same process, alternating runs, 5 ms apart; onnxruntime without spinning "
                       "threads.\n\n" + text + "\n<!-- wheels:end -->")
 

@@ -112,3 +112,26 @@ def test_logic_and_where() -> None:
 def test_cast(src, dst) -> None:
     """Cast between numeric types, half storage and bool."""
     compare(make_model([helper.make_node("Cast", ["x"], ["y"], to=dst)], [("x", [3, 5], src)], ["y"]))
+
+
+@pytest.mark.parametrize("op", ["Exp", "Sigmoid"])
+def test_exp_over_the_whole_float_range(op) -> None:
+    """The CPU devices' inline exp (common.cl exp_f) within 2 ulp of float64 exp over [-100, 100], with exp's
+    NaN, infinity, overflow and underflow; Sigmoid built on it within 3 ulp."""
+    x = np.concatenate([np.linspace(-100, 100, 40001, dtype=np.float32),
+                        np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 88.72, 88.73, -87.3, -87.4, 1e-8], np.float32)])
+    sess = compare(make_model([helper.make_node(op, ["x"], ["y"])], [("x", [x.size])], [("y", None)]),
+                   {"x": x}, rtol=1e-5, atol=1e-37)  # below 1e-37 float exp is subnormal, ours 0
+    (got,) = sess.run(None, {"x": x})
+    wide = x.astype(np.float64)
+    want = np.exp(wide) if op == "Exp" else 1.0 / (1.0 + np.exp(-wide))
+    normal = np.isfinite(want) & (np.abs(want) > 2.4e-38) & (np.abs(want) < 3.4e38)
+    ulps = np.abs(got[normal] - want[normal]) / (np.abs(want[normal]) * 2.0 ** -23)
+    assert ulps.max() <= (2 if op == "Exp" else 3), float(ulps.max())
+    assert np.isnan(got[np.isnan(x)]).all()
+    if op == "Exp":
+        assert (got[x < -87.4] == 0).all()  # exp's subnormal range flushes to zero
+        assert np.isposinf(got[x > 88.73]).all()
+    else:
+        assert (got[x < -88.8] >= 0).all() and (got[x < -88.8] < 2.4e-38).all()
+        assert (got[x > 17] == 1).all()

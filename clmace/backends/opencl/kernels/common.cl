@@ -53,11 +53,11 @@
 #define VMIN(a, b) ((a) <= (b) || (b) != (b) ? (a) : (b))
 #define VCLAMP(x, lo, hi) VMIN(VMAX((x), (lo)), (hi))
 
-// exp() for clang-built OpenCL C (PoCL): Cody-Waite reduction and Cephes' degree-6 polynomial, within 2 ulp
-// of exp over float's range, written inline because PoCL 3.0 calls its exp out of line per element (which
-// also keeps it from vectorising element-wise kernels). NaN, overflow and underflow as exp. Other
-// compilers keep their own exp.
-#if defined(__clang__) && !defined(CLMACE_LIBRARY_EXP)
+// exp() on CPU devices (-DCLMACE_CPU, set by the plan): Cody-Waite reduction and Cephes' degree-6 polynomial,
+// within 2 ulp of exp over float's range, written inline because PoCL 3.0 calls its exp out of line per
+// element (which also keeps it from vectorising element-wise kernels). NaN, overflow and underflow as exp.
+// GPUs keep their own exp (a hardware instruction on NVIDIA). PoCL is clang: overloadable is there.
+#if defined(CLMACE_CPU)
 #define EXP_F(VT, IT, AS_INT, AS_FLOAT) \
   __attribute__((overloadable, always_inline)) inline VT exp_f(VT x) { \
     const VT c = VCLAMP(x, -87.33654f, 88.72283f); \

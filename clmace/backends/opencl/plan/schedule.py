@@ -173,6 +173,8 @@ class Plan:
         # Lanes of the CPU's widest float vector (16 with AVX-512, 8 with AVX2): CPU kernels block their
         # accumulators to fit that register file (32 registers of 16 lanes, or 16 of 8).
         self.vector_lanes = 0 if self.is_gpu else int(self.device.native_vector_width_float)
+        # CPU programs inline what their drivers call out of line (common.cl: exp_f).
+        self.target_defines = {} if self.is_gpu else {"CLMACE_CPU": None}
         self.use_records = tuned and handle.cache is not None
         self.forced = dict(variants or {})  # family -> variant name, for tests and experiments
         self.records_used = 0
@@ -340,9 +342,10 @@ class Plan:
     # --- launches ------------------------------------------------------------------------------
     def kernel(self, file: str, name: str, defines: dict[str, Any] | None = None) -> Any:
         """A kernel object from the (deduplicated) program for file + defines."""
-        key = self.builder.key(file, defines or {})
+        defines = {**(defines or {}), **self.target_defines}
+        key = self.builder.key(file, defines)
         self.program_keys.add(key)
-        kernel = self.builder.kernel(file, name, defines or {})
+        kernel = self.builder.kernel(file, name, defines)
         self._kernel_keys[id(kernel)] = key
         return kernel
 
