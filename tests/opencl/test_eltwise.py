@@ -116,8 +116,8 @@ def test_cast(src, dst) -> None:
 
 @pytest.mark.parametrize("op", ["Exp", "Sigmoid"])
 def test_exp_over_the_whole_float_range(op) -> None:
-    """The CPU devices' inline exp (common.cl exp_f) within 2 ulp of float64 exp over [-100, 100], with exp's
-    NaN, infinity, overflow and underflow; Sigmoid built on it within 3 ulp."""
+    """exp within 2 ulp of float64 exp over [-100, 100] (on CPU devices common.cl's inline exp_f, on GPUs the
+    driver's), with exp's NaN, infinity, overflow and underflow; Sigmoid built on it within 3 ulp."""
     x = np.concatenate([np.linspace(-100, 100, 40001, dtype=np.float32),
                         np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 88.72, 88.73, -87.3, -87.4, 1e-8], np.float32)])
     sess = compare(make_model([helper.make_node(op, ["x"], ["y"])], [("x", [x.size])], [("y", None)]),
@@ -130,7 +130,8 @@ def test_exp_over_the_whole_float_range(op) -> None:
     assert ulps.max() <= (2 if op == "Exp" else 3), float(ulps.max())
     assert np.isnan(got[np.isnan(x)]).all()
     if op == "Exp":
-        assert (got[x < -87.4] == 0).all()  # exp's subnormal range flushes to zero
+        tiny = got[x < -87.4]  # exp's subnormal range: the CPU's exp_f flushes it to zero, GPUs need not
+        assert ((tiny >= 0) & (tiny < 1.2e-38)).all()
         assert np.isposinf(got[x > 88.73]).all()
     else:
         assert (got[x < -88.8] >= 0).all() and (got[x < -88.8] < 2.4e-38).all()
