@@ -61,7 +61,7 @@
 #define EXP_F(VT, IT, AS_INT, AS_FLOAT) \
   __attribute__((overloadable, always_inline)) inline VT exp_f(VT x) { \
     const VT c = VCLAMP(x, -87.33654f, 88.72283f); \
-    const VT t = c * 1.44269504f + 12582912.0f; /* 1.5 * 2^23: t's low bits hold round(c * log2(e)) */ \
+    const VT t = c * 1.44269504f + 12582912.0f; /* 1.5 * 2^23: t's low bits hold the integer nearest c / ln 2 */ \
     const VT k = t - 12582912.0f; \
     const IT ki = AS_INT(t) - 0x4B400000; \
     const VT r = c - k * 0.693359375f + k * 2.12194440e-4f; \
