@@ -132,6 +132,25 @@ def test_conv_transpose(stride, pads, out_pad, group) -> None:
 
 
 @SETTINGS
+@given(c=st.integers(2, 3), g=st.integers(1, 2), cout=st.integers(1, 9), w=st.integers(1, 90), kw=st.integers(2, 40),
+       sw=st.integers(1, 40), pads=st.tuples(st.integers(0, 20), st.integers(0, 20)),
+       variant=st.sampled_from(["taps_4x2", "taps_4x3", "taps_8x1"]), act=st.sampled_from([None, "Relu"]))
+def test_conv_along_taps(c, g, cout, w, kw, sw, pads, variant, act) -> None:
+    """1-D convs with long rows of taps and large strides (STFT front ends), vectors along the taps: ragged tap
+    counts, channel and pixel blocks, windows leaving the row at either end."""
+    if w + pads[0] + pads[1] < kw:
+        return
+    rng = np.random.default_rng(kw * 100 + sw)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c" if act else "y"], strides=[sw], pads=list(pads), group=g)]
+    if act:
+        nodes.append(helper.make_node(act, ["c"], ["y"]))
+    inits = [("w", rng.standard_normal((cout * g, c, kw)).astype(np.float32)),
+             ("b", rng.standard_normal(cout * g).astype(np.float32))]
+    sess = compare(make_model(nodes, [("x", [2, c * g, w])], [("y", None)], inits), variants={"conv_general": variant})
+    assert [s.variant for s in runtime_of(sess).plan.steps] == [variant]
+
+
+@SETTINGS
 @given(c=st.integers(1, 10), g=st.integers(1, 2), cout=st.integers(1, 11), h=st.integers(1, 9),
        w=st.integers(1, 21), kh=st.integers(1, 4), kw=st.integers(1, 4), sh=st.integers(1, 3), sw=st.integers(1, 3),
        dh=st.integers(1, 2), dw=st.integers(1, 2), pads=st.tuples(*[st.integers(0, 2)] * 4),

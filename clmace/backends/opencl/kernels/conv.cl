@@ -471,3 +471,74 @@ __kernel void conv_fixed(__global const T* restrict x, __global const T* restric
   }
 }
 #endif
+
+#ifdef CONV_TAPS
+// Convolutions with long rows of taps (speech front ends: an STFT as a Conv1d of 512 taps, stride 160), for
+// CPUs: vectors run along the taps instead of the output pixels, so a large stride costs nothing. Each
+// work-item computes TCB channels x TPX pixels as 8-lane partial sums, added up at the end. Taps are padded to
+// KW8 (a multiple of 8) with zero weights; a pixel block whose windows leave the row loads lane by lane.
+// x: [N][G*cin][H][W], w: [G][ncb][cin][KH][KW8 / 8][TCB][8], bias: [G][ncb*TCB], y/res: [N][G*cout][OH][OW].
+__kernel void conv_taps(__global const T* restrict x, __global const T* restrict w,
+                        __global const T* restrict bias, __global const T* restrict res,
+                        __global T* restrict y, int cin, int cout, int H, int W, int OH, int OW, int KH, int KW8,
+                        int SH, int SW, int DH, int pad_t, int pad_l, int groups, int NG, int has_res,
+                        float p0, float p1, float q0, float q1)
+{
+  const int ox0 = get_global_id(0) * TPX;
+  const int oy = get_global_id(1);
+  const int ncb = (cout + TCB - 1) / TCB;
+  const int cb = get_global_id(2) % ncb;
+  const int ng = get_global_id(2) / ncb;
+  if (ox0 >= OW || oy >= OH || ng >= NG) return;
+  const int g = ng % groups;
+  const int last = min(ox0 + TPX, OW) - 1;  // pixels past the row's end repeat the last one (discarded)
+  const __global T* xp = x + (size_t)ng * cin * H * W;
+  const __global T* wp = w + (size_t)(g * ncb + cb) * cin * KH * KW8 * TCB;
+  const bool inside = ox0 * SW - pad_l >= 0 && last * SW - pad_l + KW8 - 1 < W;
+  float8 acc[TCB][TPX];
+#pragma unroll
+  for (int j = 0; j < TCB; j++) {
+#pragma unroll
+    for (int p = 0; p < TPX; p++) acc[j][p] = (float8)(0.0f);
+  }
+  for (int ci = 0; ci < cin; ci++) {
+    for (int ky = 0; ky < KH; ky++) {
+      const int iy = oy * SH - pad_t + ky * DH;
+      if (iy < 0 || iy >= H) continue;
+      const __global T* row = xp + ((size_t)ci * H + iy) * W;
+      const __global T* wk = wp + (size_t)(ci * KH + ky) * KW8 * TCB;
+      for (int k = 0; k < KW8; k += 8) {
+        float8 xv[TPX];
+#pragma unroll
+        for (int p = 0; p < TPX; p++) {
+          const int ix = min(ox0 + p, last) * SW - pad_l + k;
+          if (inside) {
+            xv[p] = LD8(row, ix);
+          } else {
+            float t[8];
+            for (int l = 0; l < 8; l++) t[l] = ix + l >= 0 && ix + l < W ? LD(row, ix + l) : 0.0f;
+            xv[p] = PLD8(t);
+          }
+        }
+#pragma unroll
+        for (int j = 0; j < TCB; j++) {
+          const float8 wv = LD8(wk, (k * TCB) + j * 8);
+#pragma unroll
+          for (int p = 0; p < TPX; p++) acc[j][p] = MULADD(xv[p], wv, acc[j][p]);
+        }
+      }
+    }
+  }
+  for (int j = 0; j < TCB && cb * TCB + j < cout; j++) {
+    const float b = LD(bias, (g * ncb + cb) * TCB + j);
+    const size_t base = (((size_t)ng * cout + cb * TCB + j) * OH + oy) * OW;
+    for (int p = 0; p < TPX && ox0 + p < OW; p++) {
+      const float8 a = acc[j][p];
+      const float4 s4 = a.lo + a.hi;
+      float v = ACTIVATE(s4.x + s4.y + s4.z + s4.w + b, p0, p1);
+      if (has_res) v += LD(res, base + ox0 + p);
+      ST(y, base + ox0 + p, ACTIVATE2(v, q0, q1));
+    }
+  }
+}
+#endif

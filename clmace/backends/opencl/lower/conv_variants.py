@@ -142,6 +142,35 @@ def spec_variant(variants: list[Variant], name: str) -> Variant:
     return next(v for v in variants if v.name == name)
 
 
+# (channels, pixels) per work-item of conv_taps: 8 or 12 accumulators of 8 lanes.
+TAP_BLOCKS = ((4, 2), (4, 3), (8, 1))
+
+
+def pack_taps(w: np.ndarray, groups: int, cb: int) -> tuple[np.ndarray, int]:
+    """[G*cout][cin][KH][KW] -> [G][ncb][cin][KH][KW8 / 8][cb][8], taps and channels zero-padded; and KW8."""
+    cout_all, cin, kh, kw = w.shape
+    cout, kw8 = cout_all // groups, -(-kw // 8) * 8
+    ncb = -(-cout // cb)
+    padded = np.zeros((groups, ncb * cb, cin, kh, kw8), np.float32)
+    padded[:, :cout, :, :, :kw] = w.reshape(groups, cout, cin, kh, kw)
+    blocks = padded.reshape(groups, ncb, cb, cin, kh, kw8 // 8, 8).transpose(0, 1, 3, 4, 5, 2, 6)
+    return np.ascontiguousarray(blocks), kw8
+
+
+def _taps(op: ConvOp, p: Plan, v: Variant) -> Bound:
+    """conv_taps: vectors along the taps, TCB channels x TPX pixels per work-item."""
+    d = dict(v.defines)
+    cb, px = d["TCB"], d["TPX"]
+    k = p.kernel(v.file, v.kernel, v.options(op.base))
+    packed, kw8 = pack_taps(op.w, op.groups, cb)
+    x, res, y = _io(op, p)
+    ng = op.n * op.groups
+    args = [x, p.upload(packed, like=op.x), p.upload(pack_bias(op.bias, op.groups, op.cout, cb), like=op.x), res, y,
+            op.cin, op.cout, op.h, op.wd, op.oh, op.ow, op.kh, kw8, op.strides[0], op.strides[1], op.dil[0],
+            op.begin[0], op.begin[1], op.groups, ng, *op.tail]
+    return Bound(k, args, (-(-op.ow // px), op.oh, ng * -(-op.cout // cb)))
+
+
 def pointwise_spec(op: ConvOp, p: Plan) -> TuneSpec:
     """1x1 stride-1 convs: CB x PX blocks per work-item (CPU), one pixel x CB (GPU), or __local tiles (GPU)."""
     variants = [Variant(f"px{px}_cb{cb}", "conv.cl", "conv1x1", (("CB", cb),) + ((("PX", px),) if px != 16 else ()))
@@ -210,6 +239,9 @@ def general_spec(op: ConvOp, p: Plan) -> TuneSpec:
     window = (("CONV_FIXED", None), ("FKH", op.kh), ("FKW", op.kw), ("FSH", sh), ("FSW", sw), ("FDH", dh), ("FDW", dw))
     variants += [Variant(f"fixed_{px}x{cb}", "conv.cl", "conv_fixed", (*window, ("FPX", px), ("FCB", cb)))
                  for px, cb in FIXED_BLOCKS]
+    if dw == 1:  # taps consecutive in memory
+        variants += [Variant(f"taps_{cb}x{px}", "conv.cl", "conv_taps", (("CONV_TAPS", None), ("TCB", cb), ("TPX", px)))
+                     for cb, px in TAP_BLOCKS]
     ng = op.n * op.groups
 
     def build(v: Variant) -> Bound:
@@ -217,6 +249,8 @@ def general_spec(op: ConvOp, p: Plan) -> TuneSpec:
             return _tiled(op, p, v)
         if v.kernel == "conv_fixed":
             return _fixed(op, p, v)
+        if v.kernel == "conv_taps":
+            return _taps(op, p, v)
         cb = dict(v.defines).get("CB", 8)
         k = p.kernel(v.file, v.kernel, v.options(op.base))
         wb = p.upload(pack_blocks(op.w, op.groups, cb), like=op.x)
@@ -234,6 +268,8 @@ def general_spec(op: ConvOp, p: Plan) -> TuneSpec:
     # The window compiled in, 8 accumulators of the CPU's vector width (3x3 convs on AVX2: 25 -> 75 GFLOP/s
     # beside direct_16x8); 16-pixel vectors waste lanes on narrow rows.
     cpu = spec_variant(variants, "fixed_16x8" if p.vector_lanes >= 16 and op.ow >= 24 else "fixed_8x8")
+    if dw == 1 and op.kw >= 32:  # long rows of taps (an STFT as a Conv1d: 512 taps, stride 160): 2.3x fixed_8x8
+        cpu = spec_variant(variants, "taps_4x3")
     return _spec("conv_general", op, p, variants, build, cpu, gpu)
 
 
