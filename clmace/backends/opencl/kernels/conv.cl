@@ -59,6 +59,27 @@ __attribute__((always_inline)) inline float16 load_row16(const __global T* row, 
   return v;
 }
 
+// The end of a work-item holding NCB channel vectors acc[j] of NPX pixels of output row oy from ox0: activation,
+// fused residual, second activation, a vector store (lane by lane past the row's end). Shared by conv_general
+// and conv_fixed, whose variables it names.
+#define STORE_ROW_BLOCKS(NPX, NCB) \
+  for (int j = 0; j < (NCB) && cb * (NCB) + j < cout; j++) { \
+    const size_t base = (((size_t)ng * cout + cb * (NCB) + j) * OH + oy) * OW + ox0; \
+    CAT(float, NPX) v = ACTIVATE(acc[j], p0, p1); \
+    if (ox0 + (NPX) <= OW) { \
+      if (has_res) v += CAT(LD, NPX)(res, base); \
+      CAT(ST, NPX)(y, base, ACTIVATE2(v, q0, q1)); \
+    } else { \
+      float t[NPX]; \
+      CAT(PST, NPX)(t, v); \
+      for (int l = 0; ox0 + l < OW; l++) { \
+        float s = t[l]; \
+        if (has_res) s += LD(res, base + l); \
+        ST(y, base + l, ACTIVATE2(s, q0, q1)); \
+      } \
+    } \
+  }
+
 #ifdef CB
 #ifndef PX
 #define PX 16
@@ -214,10 +235,7 @@ __kernel void conv_dw(__global const T* restrict x, __global const T* restrict w
 #define GPX 8
 #endif
 #define GV CAT(float, GPX)
-#define GLD CAT(LD, GPX)
-#define GST CAT(ST, GPX)
 #define GLOAD CAT(load_row, GPX)
-#define GSTORE(t, v) CAT(PST, GPX)(t, v)
 __kernel void conv_general(__global const T* restrict x, __global const T* restrict w,
                            __global const T* restrict bias, __global const T* restrict res,
                            __global T* restrict y, int cin, int cout, int H, int W, int OH, int OW,
@@ -258,22 +276,7 @@ __kernel void conv_general(__global const T* restrict x, __global const T* restr
       }
     }
   }
-  for (int j = 0; j < 8 && cb * 8 + j < cout; j++) {
-    const size_t base = (((size_t)ng * cout + cb * 8 + j) * OH + oy) * OW + ox0;
-    GV v = ACTIVATE(acc[j], p0, p1);
-    if (ox0 + GPX <= OW) {
-      if (has_res) v += GLD(res, base);
-      GST(y, base, ACTIVATE2(v, q0, q1));
-    } else {
-      float t[GPX];
-      GSTORE(t, v);
-      for (int l = 0; ox0 + l < OW; l++) {
-        float s = t[l];
-        if (has_res) s += LD(res, base + l);
-        ST(y, base + l, ACTIVATE2(s, q0, q1));
-      }
-    }
-  }
+  STORE_ROW_BLOCKS(GPX, 8);
 }
 
 #endif
@@ -387,9 +390,7 @@ __kernel void conv_transpose_block(__global const T* restrict x, __global const 
 // x: [N][G*cin][H][W], w: [G][ncb][cin][FKH][FKW][FCB], y/res: [N][G*cout][OH][OW].
 #define FV CAT(float, FPX)
 #define FLD CAT(LD, FPX)
-#define FST CAT(ST, FPX)
 #define FLOAD CAT(load_row, FPX)
-#define FSTORE(t, v) CAT(PST, FPX)(t, v)
 #if FSW == 1
 #define FIXED_ROW(row, ix) FLD(row, ix)
 #elif FSW == 2 && FPX == 8
@@ -453,22 +454,7 @@ __kernel void conv_fixed(__global const T* restrict x, __global const T* restric
       }
     }
   }
-  for (int j = 0; j < FCB && cb * FCB + j < cout; j++) {
-    const size_t base = (((size_t)ng * cout + cb * FCB + j) * OH + oy) * OW + ox0;
-    FV v = ACTIVATE(acc[j], p0, p1);
-    if (ox0 + FPX <= OW) {
-      if (has_res) v += FLD(res, base);
-      FST(y, base, ACTIVATE2(v, q0, q1));
-    } else {
-      float t[FPX];
-      FSTORE(t, v);
-      for (int l = 0; ox0 + l < OW; l++) {
-        float s = t[l];
-        if (has_res) s += LD(res, base + l);
-        ST(y, base + l, ACTIVATE2(s, q0, q1));
-      }
-    }
-  }
+  STORE_ROW_BLOCKS(FPX, FCB);
 }
 #endif
 
