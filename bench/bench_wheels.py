@@ -47,6 +47,7 @@ def measure(name: str, runs: int, warmup: int) -> dict:
     path = str(wheel_model(name))
     options = ort.SessionOptions()
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.log_severity_level = 3  # shape-merge warnings of exporter output, once per run
     theirs = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     feeds = _feeds(theirs, name)
     with warnings.catch_warnings():

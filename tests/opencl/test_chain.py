@@ -6,6 +6,8 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from onnx import helper
 
 import clmace
@@ -73,3 +75,33 @@ def test_the_host_form_of_a_chain_matches_its_kernel() -> None:
     plan = runtime_of(sess).plan
     host = chain_host_fn(plan.graph, plan.nodes[0])
     np.testing.assert_allclose(host(x), sess.run(None, {"x": x})[0], rtol=2e-6, atol=2e-6)
+
+
+@st.composite
+def _broadcast_case(draw):
+    """An output shape (its last dim short or long) and two operand shapes that broadcast to it."""
+    rank = draw(st.integers(1, 4))
+    shape = [draw(st.integers(1, 5)) for _ in range(rank - 1)] + [draw(st.sampled_from([3, 16, 24, 70]))]
+    sides = [[d if draw(st.booleans()) else 1 for d in shape] for _ in range(2)]
+    sides[0] = shape if draw(st.booleans()) else sides[0]
+    return shape, [s[draw(st.integers(0, rank - 1)):] for s in sides]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_broadcast_case(), st.booleans())
+def test_broadcasts_over_rows_match_onnxruntime(case, chain) -> None:
+    """A broadcast binary op, or a chain of them, over any operand shapes; the long-row ones (last merged dim
+    of 16 or more) run one work-item per row element, rows along dimension 1 (binary_rows, CHAIN_ROW)."""
+    shape, (sa, sb) = case
+    nodes = [helper.make_node("Sub", ["a", "b"], ["s" if chain else "y"])]
+    if chain:
+        nodes += [helper.make_node("Tanh", ["s"], ["t"]), helper.make_node("Mul", ["t", "b"], ["y"])]
+    rng = np.random.default_rng(len(shape))
+    feeds = {"a": rng.standard_normal(sa).astype(np.float32), "b": rng.standard_normal(sb).astype(np.float32)}
+    model = make_model(nodes, [("a", sa), ("b", sb)], ["y"])
+    plan = runtime_of(_run(model, feeds)).plan
+    assert len(plan.steps) == 1
+    dims = [d for d in np.broadcast_shapes(tuple(sa), tuple(sb))]
+    (step,) = plan.steps
+    if step.kernel.function_name == "binary_rows":
+        assert step.gws[1] * dims[-1] == int(np.prod(dims)) and dims[-1] >= 16

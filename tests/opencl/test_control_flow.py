@@ -194,6 +194,58 @@ def test_an_if_on_data_runs_either_branch_on_the_device() -> None:
     assert len(sess._runtimes) == 1  # the other branch did not need another plan
 
 
+def _typed_if(else_nodes: list, else_out: str, elem: int) -> object:
+    """If(sum(x) > 0): the then-branch returns the outer k as it is, the else-branch else_nodes; outputs [3]."""
+    then = helper.make_graph([helper.make_node("Identity", ["k"], ["t_y"])], "then", [], [_vi("t_y", elem, [3])])
+    other = helper.make_graph(else_nodes, "else", [], [_vi(else_out, elem, [3])])
+    nodes = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+             helper.make_node("Greater", ["s", "zero"], ["cond"]),
+             helper.make_node("If", ["cond"], ["y"], then_branch=then, else_branch=other)]
+    return nodes
+
+
+def test_a_small_if_runs_both_branches_and_selects_on_the_device() -> None:
+    """An If as Paddle's decoders have in each Loop step (one branch passes an outer value on, the other casts,
+    adds and casts back) runs both branches and selects by the condition on the device, nothing read back;
+    either condition, alternating on one plan, gives onnxruntime's result."""
+    from clmace.backends.opencl.lower.control import IfStep
+
+    else_nodes = [helper.make_node("Cast", ["k"], ["kf"], to=TensorProto.FLOAT),
+                  helper.make_node("Add", ["kf", "half"], ["ka"]),
+                  helper.make_node("Cast", ["ka"], ["e_y"], to=TensorProto.INT64)]
+    model = _model(_typed_if(else_nodes, "e_y", TensorProto.INT64), [("x", [2, 5]), ("k", [3], TensorProto.INT64)],
+                   [("y", [3], TensorProto.INT64)], [("zero", np.array(0, np.float32)),
+                                                     ("half", np.array(2.5, np.float32))])
+    x = np.random.default_rng(7).standard_normal((2, 5)).astype(np.float32)
+    k = np.array([4, -9, 1], np.int64)
+    sess = _on_device(model, [{"x": abs(x), "k": k}, {"x": -abs(x), "k": k}, {"x": abs(x), "k": k + 1},
+                              {"x": -abs(x), "k": k - 1}])
+    (step,) = [s for s in runtime_of(sess).plan.steps if isinstance(s, IfStep)]
+    assert step.selects and all(b is not None for b in step.branches.values())
+    assert len(sess._runtimes) == 1
+
+
+def test_an_if_with_run_time_indices_still_reads_its_condition() -> None:
+    """A branch that gathers by run-time indices could read out of bounds where it is not taken: that If is not
+    converted; the condition is read back and only the branch taken runs."""
+    from clmace.backends.opencl.lower.control import IfStep
+
+    else_nodes = [helper.make_node("Gather", ["v", "k"], ["e_y"], axis=0)]
+    x = np.random.default_rng(8).standard_normal((2, 5)).astype(np.float32)
+    then = helper.make_graph([helper.make_node("Identity", ["w"], ["t_y"])], "then", [], [_vi("t_y", shape=[3])])
+    other = helper.make_graph(else_nodes, "else", [], [_vi("e_y", shape=[3])])
+    nodes = [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+             helper.make_node("Greater", ["s", "zero"], ["cond"]),
+             helper.make_node("If", ["cond"], ["y"], then_branch=then, else_branch=other)]
+    model = _model(nodes, [("x", [2, 5]), ("k", [3], TensorProto.INT64), ("w", [3])], [("y", [3])],
+                   [("zero", np.array(0, np.float32)), ("v", np.arange(4, dtype=np.float32))])
+    w = np.ones(3, np.float32)
+    sess = _on_device(model, [{"x": abs(x), "k": np.array([9999999, -5000000, 77], np.int64), "w": w},
+                              {"x": -abs(x), "k": np.array([3, 0, -1], np.int64), "w": w}])
+    (step,) = [s for s in runtime_of(sess).plan.steps if isinstance(s, IfStep)]
+    assert step.selects is None
+
+
 def test_an_if_inside_an_inlined_branch_reads_the_renamed_outer_value() -> None:
     """The outer If (constant condition) is inlined, which renames its branch's values; the inner If (on data)
     still reads them under the names its bodies use: its capture pairs map one to the other."""

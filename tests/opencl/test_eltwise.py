@@ -136,3 +136,22 @@ def test_exp_over_the_whole_float_range(op) -> None:
     else:
         assert (got[x < -88.8] >= 0).all() and (got[x < -88.8] < 2.4e-38).all()
         assert (got[x > 17] == 1).all()
+
+
+def test_tanh_over_the_whole_float_range() -> None:
+    """tanh within 3 ulp of float64 tanh over [-20, 20] and near zero (on CPU devices common.cl's inline
+    tanh_f, on GPUs the driver's), odd, saturating to +-1, NaN kept; the same through a fused Tanh chain."""
+    x = np.concatenate([np.linspace(-20, 20, 40001, dtype=np.float32),
+                        np.geomspace(1e-30, 0.7, 2000).astype(np.float32),
+                        np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 0.625, -0.625, 0.6249999, 100.0], np.float32)])
+    x = np.concatenate([x, -x[40001:42001]])
+    sess = compare(make_model([helper.make_node("Tanh", ["x"], ["y"])], [("x", [x.size])], [("y", None)]),
+                   {"x": x}, rtol=1e-5, atol=1e-30)
+    (got,) = sess.run(None, {"x": x})
+    want = np.tanh(x.astype(np.float64))
+    finite = np.isfinite(x) & (x != 0)
+    ulps = np.abs(got[finite] - want[finite]) / (np.abs(want[finite]) * 2.0 ** -23)
+    assert ulps.max() <= 3, float(ulps.max())
+    assert np.isnan(got[np.isnan(x)]).all()
+    assert (got[x >= 9.1] == 1).all() and (got[x <= -9.1] == -1).all()
+    assert (np.signbit(got[x == 0]) == np.signbit(x[x == 0])).all()

@@ -32,7 +32,7 @@ def _a(attrs: dict, name: str, default: float) -> str:
 
 def _gelu(x: Sequence[str], attrs: dict) -> str:
     if attrs.get("approximate", "none") == "tanh":
-        return f"(0.5f*{x[0]}*(1.0f+tanh(0.7978845608f*({x[0]}+0.044715f*{x[0]}*{x[0]}*{x[0]}))))"
+        return f"(0.5f*{x[0]}*(1.0f+TANH(0.7978845608f*({x[0]}+0.044715f*{x[0]}*{x[0]}*{x[0]}))))"
     return f"(0.5f*{x[0]}*(1.0f+erf_f({x[0]}*0.70710678118654752f)))"
 
 
@@ -44,7 +44,7 @@ def _pow(x: Sequence[str], attrs: dict) -> str:
 UNARY: dict[str, Render] = {
     "Relu": lambda x, a: f"({x[0]}>0.0f?{x[0]}:0.0f)",
     "Sigmoid": lambda x, a: f"(1.0f/(1.0f+EXP(-{x[0]})))",
-    "Tanh": lambda x, a: f"tanh({x[0]})",
+    "Tanh": lambda x, a: f"TANH({x[0]})",
     "Exp": lambda x, a: f"EXP({x[0]})",
     "Log": lambda x, a: f"log({x[0]})",
     "Sqrt": lambda x, a: f"sqrt({x[0]})",

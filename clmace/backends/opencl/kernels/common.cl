@@ -81,8 +81,29 @@ EXP_F(float4, int4, as_int4, as_float4)
 EXP_F(float8, int8, as_int8, as_float8)
 EXP_F(float16, int16, as_int16, as_float16)
 #define EXP(x) exp_f(x)
+// tanh on CPU devices, for the same reason: Cephes' odd polynomial below 0.625 in magnitude, else
+// 1 - 2 / (e^2|x| + 1) with the sign put back (e^2|x| overflowing to infinity gives 1). NaN stays NaN.
+#define TANH_F(VT) \
+  __attribute__((overloadable, always_inline)) inline VT tanh_f(VT x) { \
+    const VT a = VMAX(x, -x); \
+    const VT z = x * x; \
+    VT p = -5.70498872745e-3f; \
+    p = p * z + 2.06390887954e-2f; \
+    p = p * z - 5.37397155531e-2f; \
+    p = p * z + 1.33314422036e-1f; \
+    p = p * z - 3.33332819422e-1f; \
+    const VT small = p * z * x + x; \
+    const VT big = 1.0f - 2.0f / (exp_f(a + a) + 1.0f); \
+    return x != x || x == 0.0f ? x : a < 0.625f ? small : x < 0.0f ? -big : big; /* x: NaN, and -0 kept */ \
+  }
+TANH_F(float)
+TANH_F(float4)
+TANH_F(float8)
+TANH_F(float16)
+#define TANH(x) tanh_f(x)
 #else
 #define EXP(x) exp(x)
+#define TANH(x) tanh(x)
 #endif
 
 // a * b + c for multiply-accumulate loops, not fma()/mad(): PoCL 3.0 (LLVM 14) lowers those builtins on
@@ -102,7 +123,7 @@ EXP_F(float16, int16, as_int16, as_float16)
    : (code) == ACT_HARD_SWISH ? ((x) * VCLAMP((x) * (1.0f / 6.0f) + 0.5f, 0.0f, 1.0f)) \
    : (code) == ACT_SWISH ? ((x) / (1.0f + EXP(-(x)))) \
    : (code) == ACT_CLIP ? VMIN(VMAX((x), (p0)), (p1)) \
-   : (code) == ACT_TANH ? tanh(x) \
+   : (code) == ACT_TANH ? TANH(x) \
    : (x))
 
 #ifndef ACT

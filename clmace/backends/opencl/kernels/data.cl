@@ -140,3 +140,13 @@ __kernel void one_hot(__global const IDX* restrict idx, __global const ELT* rest
   if (k < 0) k += depth;
   y[i] = values[k == d ? 1 : 0];
 }
+
+// A converted If (lower/control.py): both branches ran; y = the then-branch's value where the one-element
+// condition holds, else the else-branch's, word by word (ELT: uint, or uchar for odd byte counts).
+__kernel void if_select(__global const uchar* restrict cond, __global const ELT* restrict a,
+                        __global const ELT* restrict b, __global ELT* restrict y, int n)
+{
+  const int i = get_global_id(0);
+  if (i >= n) return;
+  y[i] = cond[0] ? a[i] : b[i];
+}

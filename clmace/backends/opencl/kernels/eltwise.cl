@@ -84,11 +84,11 @@ inline float erf_f(float x)
 #elif defined(OP_SWISH)
 #define UNARY(x) ((x) / (1.0f + EXP(-p0 * (x))))
 #elif defined(OP_TANH)
-#define UNARY(x) tanh(x)
+#define UNARY(x) TANH(x)
 #elif defined(OP_GELU)
 #define UNARY(x) (0.5f * (x) * (1.0f + erf_f((x) * 0.70710678118654752f)))
 #elif defined(OP_GELU_TANH)
-#define UNARY(x) (0.5f * (x) * (1.0f + tanh(0.7978845608028654f * ((x) + 0.044715f * (x) * (x) * (x)))))
+#define UNARY(x) (0.5f * (x) * (1.0f + TANH(0.7978845608028654f * ((x) + 0.044715f * (x) * (x) * (x)))))
 #elif defined(OP_ELU)
 #define UNARY(x) ((x) >= 0 ? (x) : p0 * (EXP(x) - 1.0f))
 #elif defined(OP_SELU)
@@ -100,7 +100,7 @@ inline float erf_f(float x)
 #elif defined(OP_SOFTSIGN)
 #define UNARY(x) ((x) / (1.0f + fabs(x)))
 #elif defined(OP_MISH)
-#define UNARY(x) ((x) * tanh((x) > 20.0f ? (x) : log1p(EXP(x))))
+#define UNARY(x) ((x) * TANH((x) > 20.0f ? (x) : log1p(EXP(x))))
 #elif defined(OP_THRESHOLDED_RELU)
 #define UNARY(x) ((x) > p0 ? (x) : 0.0f)
 #elif defined(OP_CLIP)
@@ -234,30 +234,56 @@ __kernel void binary(__global const T* restrict a, __global const T* restrict b,
   const F va = LD(a, ia), vb = LD(b, ib);
   STORE(y, i, BINARY(va, vb));
 }
+
+#ifdef ROW_SA
+// The same broadcast over rows (RANK >= 2): dimension 0 walks the last merged dim, whose strides ROW_SA and
+// ROW_SB are compiled in, so that the loads are affine in the work-item and PoCL vectorises them; dimension 1
+// is the row, whose coordinates (meta as above) cost divisions once per row, not per element.
+__kernel void binary_rows(__global const T* restrict a, __global const T* restrict b,
+                          __global OUT_T* restrict y, __global const int* restrict meta, int row)
+{
+  const int col = get_global_id(0);
+  if (col >= row) return;
+  int rem = get_global_id(1);
+  const int i = rem * row + col;
+  int ia = col * ROW_SA, ib = col * ROW_SB;
+  for (int d = 4; d > 6 - RANK; d--) {
+    const int c = rem % meta[d];
+    rem /= meta[d];
+    ia += c * meta[6 + d];
+    ib += c * meta[12 + d];
+  }
+  ia += rem * meta[12 - RANK];
+  ib += rem * meta[18 - RANK];
+  const F va = LD(a, ia), vb = LD(b, ib);
+  STORE(y, i, BINARY(va, vb));
+}
+#endif
 #endif
 
 #ifdef CHAIN
 // A generated chain of element-wise ops (lower/chain.py): CHAIN_BODY assigns t[0..CHAIN_N-1] from the inputs
-// x0..x7, loaded at this element (LD(xk,i)), at element 0, or through broadcast strides (OFF(j): meta holds
-// the output's dims, merged to CHAIN_RANK and padded to 6, then 6 strides per broadcast input); the last
-// temporary is the result.
-#define OFF(j) (c[0] * meta[6 + 6 * (j)] + c[1] * meta[7 + 6 * (j)] + c[2] * meta[8 + 6 * (j)] + \
-                c[3] * meta[9 + 6 * (j)] + c[4] * meta[10 + 6 * (j)] + c[5] * meta[11 + 6 * (j)])
+// x0..x7, loaded at this element (LD(xk,i)), at element 0, or at a broadcast offset OFFj that CHAIN_INDEX
+// computes with the dims and strides compiled in (over rows, CHAIN_ROW, when the merged last dim is long);
+// the last temporary is the result. meta: the output's dims.
 __kernel void chain(__global const T* x0, __global const T* x1, __global const T* x2, __global const T* x3,
                     __global const T* x4, __global const T* x5, __global const T* x6, __global const T* x7,
                     __global T* y, __global const int* meta, int n)
 {
+#ifdef CHAIN_ROW
+  // Rows of CHAIN_ROW elements: dimension 0 walks a row, dimension 1 the rows.
+  const int col = get_global_id(0);
+  if (col >= CHAIN_ROW) return;
+  int rem = get_global_id(1);
+  const int i = rem * CHAIN_ROW + col;
+#else
   const int i = get_global_id(0);
   if (i >= n) return;
-#ifdef CHAIN_STRIDED
-  // CHAIN_RANK dims after merging (lower/eltwise.collapse): one division per dim but the outermost.
-  int c[6] = {0, 0, 0, 0, 0, 0};
   int rem = i;
-  for (int d = 5; d > 6 - CHAIN_RANK; d--) {
-    c[d] = rem % meta[d];
-    rem /= meta[d];
-  }
-  c[6 - CHAIN_RANK] = rem;
+#endif
+#ifdef CHAIN_INDEX
+#define CI(name, v) const int name = (v);
+  CHAIN_INDEX
 #endif
   float t[CHAIN_N];
   CHAIN_BODY

@@ -14,7 +14,7 @@
 #endif
 
 inline float rnn_act(int code, float x) {
-  return code == 0 ? 1.0f / (1.0f + EXP(-x)) : code == 1 ? tanh(x) : VMAX(x, 0.0f);
+  return code == 0 ? 1.0f / (1.0f + EXP(-x)) : code == 1 ? TANH(x) : VMAX(x, 0.0f);
 }
 
 inline float rnn_clip(float v, float clip) { return clip > 0.0f ? clamp(v, -clip, clip) : v; }

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from clmace.backends.opencl import expr
-from clmace.backends.opencl.lower.eltwise import broadcast_strides, collapse, dims6, lower_binary
+from clmace.backends.opencl.lower.eltwise import ROW_MIN, broadcast_strides, collapse, dims6, lower_binary
 from clmace.backends.opencl.plan.fusion import CHAIN_DOMAIN, CHAIN_OP, MAX_CHAIN_INPUTS
 from clmace.backends.opencl.plan.schedule import Launch, NotLowerable, Plan
 from clmace.core.ir import Node
@@ -40,7 +40,7 @@ def lower_chain(node: Node, p: Plan) -> list[Launch]:
         elif size == 1:
             operand[name] = f"LD(x{k},0)"
         else:
-            operand[name] = f"LD(x{k},OFF({len(strided)}))"
+            operand[name] = f"LD(x{k},OFF{len(strided)})"
             strided.append(broadcast_strides(p.shape(name), shape)[6 - len(shape):])
     body = []
     for t, member in enumerate(node.attrs["members"]):
@@ -49,13 +49,18 @@ def lower_chain(node: Node, p: Plan) -> list[Launch]:
         operand[member.outputs[0]] = f"t[{t}]"
     defines = {**p.float_defines(out), "CHAIN": None, "CHAIN_N": len(body), "CHAIN_BODY": "".join(body)}
     meta = dims6(shape)
+    gws: tuple[int, ...] = (n,)
+    lws: tuple[int, ...] = (64,)
     if strided:
         dims, steps = collapse(shape, strided)
-        meta = dims6(tuple(dims)) + [v for st in steps for v in [0] * (6 - len(st)) + st]
-        defines.update({"CHAIN_STRIDED": None, "CHAIN_RANK": len(dims)})
+        if dims[-1] >= ROW_MIN:
+            row = dims[-1]
+            defines["CHAIN_ROW"] = row
+            gws, lws = (row, n // row), (min(64, 1 << (row - 1).bit_length()), 1)
+        defines["CHAIN_INDEX"] = _index_code(dims, steps, rows=dims[-1] >= ROW_MIN)
     kern = p.kernel(FILE, "chain", defines)
     pad = [p.buf(out)] * (MAX_CHAIN_INPUTS - len(buffers))  # unused inputs: any buffer
-    return p.launch(node, kern, [*buffers, *pad, p.buf(out), p.ints(meta), n], (n,), (64,))
+    return p.launch(node, kern, [*buffers, *pad, p.buf(out), p.ints(meta), n], gws, lws)
 
 
 def lower_variadic(node: Node, p: Plan) -> list[Launch]:
@@ -71,3 +76,21 @@ def lower_variadic(node: Node, p: Plan) -> list[Launch]:
 
 
 LOWER = {CHAIN_OP: lower_chain, **{op: lower_variadic for op in expr.VARIADIC}}
+
+
+def _index_code(dims: list[int], steps: list[list[int]], rows: bool) -> str:
+    """Straight-line C for the broadcast operands' offsets: the element's coordinates over the merged dims
+    (with rows, the last one is the work-item's and the others come from the row), by compiled-in constants
+    (a division by a run-time value kept PoCL from vectorising the work-items: 8 ns per element), then
+    OFF0, OFF1, ... as sums of coordinate times compiled-in stride."""
+    last = len(dims) - 1
+    # No spaces: it travels as a -D option. CI declares a const int; rem starts as the element (or row) index.
+    code = [f"CI(c{last},col)"] if rows else []
+    for d in range(last - 1 if rows else last, 0, -1):
+        code.append(f"CI(c{d},rem%{dims[d]})rem/={dims[d]};")
+    if last > 0 or not rows:
+        code.append("CI(c0,rem)")
+    for j, st in enumerate(steps):
+        terms = [f"c{d}" if v == 1 else f"c{d}*{v}" for d, v in enumerate(st) if v]
+        code.append(f"CI(OFF{j},{'+'.join(terms) or '0'})")
+    return "".join(code)

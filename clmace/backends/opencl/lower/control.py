@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from clmace.backends.opencl.execute import copy, read_now, run_steps
-from clmace.backends.opencl.plan.schedule import ControlStep, NotLowerable, Plan
+from clmace.backends.opencl.plan.schedule import ControlStep, Launch, NotLowerable, Plan
 from clmace.core.errors import ModelError, PlannedShapeError
 from clmace.core.ir import Graph, Node, ValueInfo
 from clmace.ops.call import BodyShapes, same_layout
@@ -295,15 +295,29 @@ class ScanStep(_OneBodyStep):
                 copy(queue, dst, src, n, dst_offset=row * n)
 
 
+SELECT_FILE = "data.cl"
+# If-conversion: an If whose two branches are this small and made only of ops that cannot fault on any
+# data (no run-time indices, no integer division, no shape guards) runs both and selects on the device, so
+# the host never waits for its condition. Paddle's decoders put such an If in every step of their Loop.
+SELECT_MAX_LAUNCHES = 8
+SELECT_MAX_BYTES = 1 << 16
+_SAFE_OPS = frozenset({
+    "Cast", "Add", "Sub", "Mul", "Neg", "Abs", "Relu", "Sigmoid", "Tanh", "Exp", "Clip", "Max", "Min", "Sum",
+    "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "And", "Or", "Xor", "Not", "Where", "Identity",
+    "Reshape", "Squeeze", "Unsqueeze", "Flatten", "Concat", "Transpose", "Expand", "ElementwiseChain"})
+
+
 class IfStep(ControlStep):
     """If: the condition is read back, the chosen branch's plan runs, its outputs are copied out. A branch the
-    dry run did not take is planned the first time it is taken, from a host run on the values it reads."""
+    dry run did not take is planned the first time it is taken, from a host run on the values it reads.
+    A small, fault-free If instead runs both branches and selects their outputs on the device."""
 
     def __init__(self, node: Node, p: Plan) -> None:
         self.node, self.p = node, p
         (self.cond, *_), _ = _own_inputs(node)
         self.branches: dict[bool, _Body | None] = {}
         reasons = []
+        guards = len(p.guard.nodes)
         for which, attr in ((True, "then_branch"), (False, "else_branch")):
             try:  # a branch the dry run did not take has no shapes yet: planned when first taken
                 self.branches[which] = self._plan(node.attrs[attr])
@@ -312,6 +326,32 @@ class IfStep(ControlStep):
                 reasons.append(f"{attr}: {exc}")
         if not any(self.branches.values()):
             raise NotLowerable(f"If: no branch has a device plan ({'; '.join(reasons)})")
+        self.selects = self._selects() if len(p.guard.nodes) == guards else None
+
+    def _selects(self) -> list[Launch] | None:
+        """The select launches of an If both of whose branches may run every time (None: it may not)."""
+        p, then, other = self.p, self.branches[True], self.branches[False]
+        if then is None or other is None or p.const(self.cond) is not None:
+            return None
+        for b in (then, other):
+            if len(b.plan.steps) > SELECT_MAX_LAUNCHES or not all(isinstance(s, Launch) for s in b.plan.steps):
+                return None
+            if any(n.op_type not in _SAFE_OPS for n in b.plan.nodes):
+                return None
+        launches: list[Launch] = []
+        for name, a, b in zip(self.node.outputs, then.outputs, other.outputs):
+            if not name:
+                continue
+            if not (same_layout(then.plan.shape(a), p.shape(name)) and same_layout(other.plan.shape(b), p.shape(name))):
+                return None
+            nbytes = p.nbytes(name)
+            if nbytes > SELECT_MAX_BYTES:
+                return None
+            elt, size = ("uint", 4) if nbytes % 4 == 0 else ("uchar", 1)
+            kern = p.kernel(SELECT_FILE, "if_select", {"ELT": elt})
+            launches += p.launch(self.node, kern, [p.buf(self.cond), then.buf(a), other.buf(b), p.buf(name),
+                                                   nbytes // size], (nbytes // size,), (64,))
+        return launches
 
     def _plan(self, graph: Graph) -> _Body:
         b = _Body(self.p, self.node, graph, [])
@@ -334,6 +374,15 @@ class IfStep(ControlStep):
         return b
 
     def run(self, queue: Any) -> None:
+        if self.selects is not None:
+            import pyopencl as cl
+
+            for b in self.branches.values():
+                b.bind_captures(queue)  # type: ignore[union-attr]
+                b.run(queue)  # type: ignore[union-attr]
+            for s in self.selects:
+                cl.enqueue_nd_range_kernel(queue, s.kernel, s.gws, s.lws)
+            return
         which = bool(_scalar(self.p, queue, self.cond))
         b = self.branches[which] or self._plan_now(which, queue)
         b.bind_captures(queue)

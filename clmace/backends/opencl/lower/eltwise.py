@@ -10,6 +10,9 @@ from clmace.backends.opencl.plan.schedule import Launch, NotLowerable, Plan
 from clmace.core.ir import Node
 
 FILE = "eltwise.cl"
+# A broadcast (binary or chain) whose merged last dim is at least this long runs over rows: that dim as the
+# launch's dimension 0, so that its loads are affine in the work-item (PoCL vectorises those, not gathers).
+ROW_MIN = 16
 # OpenCL C names of the element types the arithmetic kernels accept.
 CL_TYPES = {np.dtype(np.int8): "char", np.dtype(np.uint8): "uchar", np.dtype(np.int16): "short",
             np.dtype(np.uint16): "ushort", np.dtype(np.int32): "int", np.dtype(np.uint32): "uint",
@@ -185,6 +188,11 @@ def lower_binary(node: Node, p: Plan) -> list[Launch]:
     dims, (st_a, st_b) = collapse(out, [broadcast_strides(sa, out)[6 - len(out):],
                                         broadcast_strides(sb, out)[6 - len(out):]])
     meta = dims6(tuple(dims)) + [0] * (6 - len(dims)) + st_a + [0] * (6 - len(dims)) + st_b
+    if len(dims) >= 2 and dims[-1] >= ROW_MIN:  # rows: loads affine in the work-item (see binary_rows)
+        row = dims[-1]
+        kern = p.kernel(FILE, "binary_rows", {**defines, "RANK": len(dims), "ROW_SA": st_a[-1], "ROW_SB": st_b[-1]})
+        return p.launch(node, kern, [p.buf(a), p.buf(b), p.buf(y), p.ints(meta), row], (row, n // row),
+                        (min(64, 1 << (row - 1).bit_length()), 1))
     kern = p.kernel(FILE, "binary", {**defines, "RANK": len(dims)})
     return p.launch(node, kern, [p.buf(a), p.buf(b), p.buf(y), p.ints(meta), n], (n,), _lws(p))
 
