@@ -7,7 +7,14 @@ from __future__ import annotations
 import numpy as np
 
 from clmace.backends.opencl import expr
-from clmace.backends.opencl.lower.eltwise import ROW_MIN, broadcast_strides, collapse, dims6, lower_binary
+from clmace.backends.opencl.lower.eltwise import (
+    ROW_MIN,
+    broadcast_strides,
+    collapse,
+    dims6,
+    lower_binary,
+    row_range,
+)
 from clmace.backends.opencl.plan.fusion import CHAIN_DOMAIN, CHAIN_OP, MAX_CHAIN_INPUTS
 from clmace.backends.opencl.plan.schedule import Launch, NotLowerable, Plan
 from clmace.core.ir import Node
@@ -56,7 +63,7 @@ def lower_chain(node: Node, p: Plan) -> list[Launch]:
         if dims[-1] >= ROW_MIN:
             row = dims[-1]
             defines["CHAIN_ROW"] = row
-            gws, lws = (row, n // row), (min(64, 1 << (row - 1).bit_length()), 1)
+            gws, lws = row_range(row, n)
         defines["CHAIN_INDEX"] = _index_code(dims, steps, rows=dims[-1] >= ROW_MIN)
     kern = p.kernel(FILE, "chain", defines)
     pad = [p.buf(out)] * (MAX_CHAIN_INPUTS - len(buffers))  # unused inputs: any buffer

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clmace.backends.opencl.lower.eltwise import broadcast_strides, collapse, dims6
+from clmace.backends.opencl.lower.eltwise import ROW_MIN, broadcast_strides, collapse, dims6, row_range
 from clmace.backends.opencl.plan.schedule import Launch, NotLowerable, Plan
 from clmace.core.errors import ModelError
 from clmace.core.ir import Node
@@ -55,8 +55,13 @@ def copy_launch(node: Node, p: Plan, src: str, dst: str, shape: tuple[int, ...],
     dims, (ss, ds) = collapse(tuple(shape), [list(src_strides), list(dst_strides)])
     pad = 6 - len(dims)
     meta = dims6(tuple(dims)) + [0] * pad + ss + [src_off] + [0] * pad + ds + [dst_off]
-    kern = p.kernel(FILE, "copy_nd", {"ELT": elt_type(p, dst), "RANK": len(dims)})
     n = _size(shape)
+    if len(dims) >= 2 and dims[-1] >= ROW_MIN:
+        row = dims[-1]
+        kern = p.kernel(FILE, "copy_rows", {"ELT": elt_type(p, dst), "RANK": len(dims), "ROW_SS": ss[-1],
+                                            "ROW_DS": ds[-1]})
+        return p.launch(node, kern, [p.buf(src), p.buf(dst), p.ints(meta), row], *row_range(row, n))
+    kern = p.kernel(FILE, "copy_nd", {"ELT": elt_type(p, dst), "RANK": len(dims)})
     return p.launch(node, kern, [p.buf(src), p.buf(dst), p.ints(meta), n], (n,), (64,))
 
 
@@ -183,10 +188,16 @@ def lower_where(node: Node, p: Plan) -> list[Launch]:
     if p.dtype(cond) != np.bool_ or p.stored(a) != p.stored(b):
         raise NotLowerable("Where needs a bool condition and equal branch types")
     out = p.shape(y)
-    meta = dims6(out) + broadcast_strides(p.shape(cond), out) + broadcast_strides(p.shape(a), out) \
-        + broadcast_strides(p.shape(b), out)
-    kern = p.kernel(FILE, "where", {"ELT": elt_type(p, y)})
     n = _size(out)
+    strides = [broadcast_strides(p.shape(v), out)[6 - len(out):] for v in (cond, a, b)]
+    dims, steps = collapse(out, strides)
+    meta = dims6(tuple(dims)) + [v for st in steps for v in [0] * (6 - len(st)) + st]
+    if len(dims) >= 2 and dims[-1] >= ROW_MIN:
+        kern = p.kernel(FILE, "where_rows", {"ELT": elt_type(p, y), "RANK": len(dims), "ROW_SC": steps[0][-1],
+                                             "ROW_SA": steps[1][-1], "ROW_SB": steps[2][-1]})
+        return p.launch(node, kern, [p.buf(cond), p.buf(a), p.buf(b), p.buf(y), p.ints(meta), dims[-1]],
+                        *row_range(dims[-1], n))
+    kern = p.kernel(FILE, "where", {"ELT": elt_type(p, y), "RANK": len(dims)})
     return p.launch(node, kern, [p.buf(cond), p.buf(a), p.buf(b), p.buf(y), p.ints(meta), n], (n,), (64,))
 
 

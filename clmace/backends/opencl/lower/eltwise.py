@@ -13,6 +13,11 @@ FILE = "eltwise.cl"
 # A broadcast (binary or chain) whose merged last dim is at least this long runs over rows: that dim as the
 # launch's dimension 0, so that its loads are affine in the work-item (PoCL vectorises those, not gathers).
 ROW_MIN = 16
+
+
+def row_range(row: int, n: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """(gws, lws) of a launch over n elements as rows of `row`: a row along dimension 0, rows along 1."""
+    return (row, n // row), (min(64, 1 << (row - 1).bit_length()), 1)
 # OpenCL C names of the element types the arithmetic kernels accept.
 CL_TYPES = {np.dtype(np.int8): "char", np.dtype(np.uint8): "uchar", np.dtype(np.int16): "short",
             np.dtype(np.uint16): "ushort", np.dtype(np.int32): "int", np.dtype(np.uint32): "uint",
@@ -191,8 +196,7 @@ def lower_binary(node: Node, p: Plan) -> list[Launch]:
     if len(dims) >= 2 and dims[-1] >= ROW_MIN:  # rows: loads affine in the work-item (see binary_rows)
         row = dims[-1]
         kern = p.kernel(FILE, "binary_rows", {**defines, "RANK": len(dims), "ROW_SA": st_a[-1], "ROW_SB": st_b[-1]})
-        return p.launch(node, kern, [p.buf(a), p.buf(b), p.buf(y), p.ints(meta), row], (row, n // row),
-                        (min(64, 1 << (row - 1).bit_length()), 1))
+        return p.launch(node, kern, [p.buf(a), p.buf(b), p.buf(y), p.ints(meta), row], *row_range(row, n))
     kern = p.kernel(FILE, "binary", {**defines, "RANK": len(dims)})
     return p.launch(node, kern, [p.buf(a), p.buf(b), p.buf(y), p.ints(meta), n], (n,), _lws(p))
 
