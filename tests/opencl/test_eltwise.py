@@ -155,3 +155,21 @@ def test_tanh_over_the_whole_float_range() -> None:
     assert np.isnan(got[np.isnan(x)]).all()
     assert (got[x >= 9.1] == 1).all() and (got[x <= -9.1] == -1).all()
     assert (np.signbit(got[x == 0]) == np.signbit(x[x == 0])).all()
+
+
+def test_erf_over_the_whole_float_range() -> None:
+    """erf_f (eltwise.cl, both pieces computed and one selected) within 3e-7 of float64 erf over [-10, 10],
+    odd, +-1 at the infinities, NaN kept, -0 kept."""
+    import math
+
+    x = np.concatenate([np.linspace(-10, 10, 40001, dtype=np.float32), np.geomspace(1e-30, 0.6, 500).astype(np.float32),
+                        np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 0.5, -0.5, 0.4999999], np.float32)])
+    sess = compare(make_model([helper.make_node("Erf", ["x"], ["y"])], [("x", [x.size])], [("y", None)]),
+                   {"x": x}, rtol=1e-5, atol=1e-6)
+    (got,) = sess.run(None, {"x": x})
+    want = np.array([math.erf(v) if np.isfinite(v) else np.nan for v in x.astype(np.float64)])
+    finite = np.isfinite(x)
+    assert np.abs(got[finite] - want[finite]).max() <= 3e-7
+    assert np.isnan(got[np.isnan(x)]).all()
+    assert got[x == np.inf][0] == 1 and got[x == -np.inf][0] == -1
+    assert (np.signbit(got[x == 0]) == np.signbit(x[x == 0])).all()

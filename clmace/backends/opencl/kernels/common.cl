@@ -106,6 +106,15 @@ TANH_F(float16)
 #define TANH(x) tanh(x)
 #endif
 
+// A launch whose range the lowering made a multiple of its work-group (-DEXACT_RANGE) has no work-item past
+// the end: PoCL does not vectorise the work-items of a kernel with a conditional return before a load from
+// an address they share (a broadcast operand), so such kernels skip the check.
+#ifdef EXACT_RANGE
+#define RETURN_PAST(i, n)
+#else
+#define RETURN_PAST(i, n) if ((i) >= (n)) return
+#endif
+
 // a * b + c for multiply-accumulate loops, not fma()/mad(): PoCL 3.0 (LLVM 14) lowers those builtins on
 // vectors to slow per-lane code (gemm_packed ran at 8 GFLOP/s with fma(), 40 with this on one Zen 5 core
 // pair), while a * b + c is contracted into the target's FMA instruction (FP_CONTRACT is on in OpenCL C).

@@ -40,7 +40,7 @@ __kernel void copy_rows(__global const ELT* restrict x, __global ELT* restrict y
                         __global const int* restrict meta, int row)
 {
   const int col = get_global_id(0);
-  if (col >= row) return;
+  RETURN_PAST(col, row);
   int rem = get_global_id(1), s = meta[12], d = meta[19];
   for (int k = 4; k > 6 - RANK; k--) {
     const int c = rem % meta[k];
@@ -110,7 +110,7 @@ __kernel void where_rows(__global const uchar* restrict cond, __global const ELT
                          __global const int* restrict meta, int row)
 {
   const int col = get_global_id(0);
-  if (col >= row) return;
+  RETURN_PAST(col, row);
   int rem = get_global_id(1);
   const int i = rem * row + col;
   int ic = col * ROW_SC, ia = col * ROW_SA, ib = col * ROW_SB;

@@ -12,19 +12,20 @@
 
 // erf to ~1e-7 (a Taylor series below 0.5, Numerical Recipes' erfc fit above): PoCL's erf() is a scalar
 // library call, 9x slower than exp() here (28 vs 3.3 ms on 2.3M elements), and GELU needs one per element.
-inline float erf_f(float x)
+// Both pieces are computed and one selected, with no fabs/copysign (calls on PoCL too), so that PoCL
+// vectorises the work-items of a kernel using it (a GELU chain: 11.5 -> 2 ns per element).
+__attribute__((always_inline)) inline float erf_f(float x)
 {
-  const float a = fabs(x);
-  if (a < 0.5f) {
-    const float z = x * x;
-    return x * (1.1283791671f + z * (-0.3761263890f + z * (0.1128379167f + z * (-0.0268661706f
-                + z * (0.0052239776f + z * -0.0008548327f)))));
-  }
+  const float a = VMAX(x, -x);
+  const float z = x * x;
+  const float small = x * (1.1283791671f + z * (-0.3761263890f + z * (0.1128379167f + z * (-0.0268661706f
+                      + z * (0.0052239776f + z * -0.0008548327f)))));
   const float t = 1.0f / (1.0f + 0.5f * a);
-  const float e = t * EXP(-a * a - 1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f
+  const float e = t * EXP(-z - 1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f
                   + t * (-0.18628806f + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f
                   + t * (-0.82215223f + t * 0.17087277f)))))))));
-  return copysign(1.0f - e, x);
+  const float big = 1.0f - e;
+  return a < 0.5f ? small : x < 0.0f ? -big : big;
 }
 
 #if defined(OP_ABS)
@@ -207,7 +208,7 @@ __kernel void binary_flat(__global const T* restrict a, __global const T* restri
                           __global OUT_T* restrict y, int n, int sa, int sb)
 {
   const int i = get_global_id(0);
-  if (i >= n) return;
+  RETURN_PAST(i, n);
   const F va = LD(a, i * sa), vb = LD(b, i * sb);
   STORE(y, i, BINARY(va, vb));
 }
@@ -243,7 +244,7 @@ __kernel void binary_rows(__global const T* restrict a, __global const T* restri
                           __global OUT_T* restrict y, __global const int* restrict meta, int row)
 {
   const int col = get_global_id(0);
-  if (col >= row) return;
+  RETURN_PAST(col, row);
   int rem = get_global_id(1);
   const int i = rem * row + col;
   int ia = col * ROW_SA, ib = col * ROW_SB;
@@ -273,12 +274,12 @@ __kernel void chain(__global const T* x0, __global const T* x1, __global const T
 #ifdef CHAIN_ROW
   // Rows of CHAIN_ROW elements: dimension 0 walks a row, dimension 1 the rows.
   const int col = get_global_id(0);
-  if (col >= CHAIN_ROW) return;
+  RETURN_PAST(col, CHAIN_ROW);
   int rem = get_global_id(1);
   const int i = rem * CHAIN_ROW + col;
 #else
   const int i = get_global_id(0);
-  if (i >= n) return;
+  RETURN_PAST(i, n);
   int rem = i;
 #endif
 #ifdef CHAIN_INDEX

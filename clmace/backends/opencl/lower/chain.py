@@ -12,6 +12,7 @@ from clmace.backends.opencl.lower.eltwise import (
     broadcast_strides,
     collapse,
     dims6,
+    flat_range,
     lower_binary,
     row_range,
 )
@@ -56,15 +57,15 @@ def lower_chain(node: Node, p: Plan) -> list[Launch]:
         operand[member.outputs[0]] = f"t[{t}]"
     defines = {**p.float_defines(out), "CHAIN": None, "CHAIN_N": len(body), "CHAIN_BODY": "".join(body)}
     meta = dims6(shape)
-    gws: tuple[int, ...] = (n,)
-    lws: tuple[int, ...] = (64,)
+    gws, lws, exact = flat_range(n)
     if strided:
         dims, steps = collapse(shape, strided)
         if dims[-1] >= ROW_MIN:
             row = dims[-1]
             defines["CHAIN_ROW"] = row
-            gws, lws = row_range(row, n)
+            gws, lws, exact = row_range(row, n)
         defines["CHAIN_INDEX"] = _index_code(dims, steps, rows=dims[-1] >= ROW_MIN)
+    defines.update(exact)
     kern = p.kernel(FILE, "chain", defines)
     pad = [p.buf(out)] * (MAX_CHAIN_INPUTS - len(buffers))  # unused inputs: any buffer
     return p.launch(node, kern, [*buffers, *pad, p.buf(out), p.ints(meta), n], gws, lws)

@@ -15,9 +15,27 @@ FILE = "eltwise.cl"
 ROW_MIN = 16
 
 
-def row_range(row: int, n: int) -> tuple[tuple[int, int], tuple[int, int]]:
-    """(gws, lws) of a launch over n elements as rows of `row`: a row along dimension 0, rows along 1."""
-    return (row, n // row), (min(64, 1 << (row - 1).bit_length()), 1)
+def exact_group(count: int) -> int | None:
+    """The largest work-group size up to 64 that divides count (16 at least, or count itself below 16)."""
+    for size in range(min(64, count), min(16, count) - 1, -1):
+        if count % size == 0:
+            return size
+    return None
+
+
+def row_range(row: int, n: int) -> tuple[tuple[int, int], tuple[int, int], dict[str, Any]]:
+    """(gws, lws, defines) of a launch over n elements as rows of `row`: a row along dimension 0, rows along
+    1; with a group that divides the row, -DEXACT_RANGE (no bounds check: see common.cl)."""
+    size = exact_group(row)
+    if size is None:
+        return (row, n // row), (min(64, 1 << (row - 1).bit_length()), 1), {}
+    return (row, n // row), (size, 1), {"EXACT_RANGE": None}
+
+
+def flat_range(n: int) -> tuple[tuple[int], tuple[int], dict[str, Any]]:
+    """(gws, lws, defines) of a one-dimensional launch over n elements, exact where a group divides n."""
+    size = exact_group(n)
+    return ((n,), (size,), {"EXACT_RANGE": None}) if size is not None else ((n,), (64,), {})
 # OpenCL C names of the element types the arithmetic kernels accept.
 CL_TYPES = {np.dtype(np.int8): "char", np.dtype(np.uint8): "uchar", np.dtype(np.int16): "short",
             np.dtype(np.uint16): "ushort", np.dtype(np.int32): "int", np.dtype(np.uint32): "uint",
@@ -187,16 +205,19 @@ def lower_binary(node: Node, p: Plan) -> list[Launch]:
     n = _size(p, y)
     sa, sb = p.shape(a), p.shape(b)
     if (sa == out or _size(p, a) == 1) and (sb == out or _size(p, b) == 1):
-        kern = p.kernel(FILE, "binary_flat", defines)
+        gws, lws, exact = flat_range(n)
+        kern = p.kernel(FILE, "binary_flat", {**defines, **exact})
         args = [p.buf(a), p.buf(b), p.buf(y), n, int(_size(p, a) != 1 or n == 1), int(_size(p, b) != 1 or n == 1)]
-        return p.launch(node, kern, args, (n,), _lws(p))
+        return p.launch(node, kern, args, gws, lws)
     dims, (st_a, st_b) = collapse(out, [broadcast_strides(sa, out)[6 - len(out):],
                                         broadcast_strides(sb, out)[6 - len(out):]])
     meta = dims6(tuple(dims)) + [0] * (6 - len(dims)) + st_a + [0] * (6 - len(dims)) + st_b
     if len(dims) >= 2 and dims[-1] >= ROW_MIN:  # rows: loads affine in the work-item (see binary_rows)
         row = dims[-1]
-        kern = p.kernel(FILE, "binary_rows", {**defines, "RANK": len(dims), "ROW_SA": st_a[-1], "ROW_SB": st_b[-1]})
-        return p.launch(node, kern, [p.buf(a), p.buf(b), p.buf(y), p.ints(meta), row], *row_range(row, n))
+        gws, lws, exact = row_range(row, n)
+        kern = p.kernel(FILE, "binary_rows", {**defines, **exact, "RANK": len(dims), "ROW_SA": st_a[-1],
+                                              "ROW_SB": st_b[-1]})
+        return p.launch(node, kern, [p.buf(a), p.buf(b), p.buf(y), p.ints(meta), row], gws, lws)
     kern = p.kernel(FILE, "binary", {**defines, "RANK": len(dims)})
     return p.launch(node, kern, [p.buf(a), p.buf(b), p.buf(y), p.ints(meta), n], (n,), _lws(p))
 
