@@ -4,19 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from clmace.backends.opencl.lower import conv_variants
+from clmace.backends.opencl.lower import conv_gemm, conv_variants
+from clmace.backends.opencl.lower.conv_variants import activation_args
 from clmace.backends.opencl.plan.schedule import Launch, NotLowerable, Plan
-from clmace.backends.opencl.programs import ACT_CODES
 from clmace.core.ir import Node
 from clmace.ops.conv import transpose_pads, window_pads
-
-
-def activation_args(name: str | None, params: tuple[float, ...] | list[float] = ()) -> tuple[int, float, float]:
-    """(ACT code, p0, p1) of a fused activation; infinite Clip bounds become float32 limits."""
-    if name not in ACT_CODES:
-        raise NotLowerable(f"fused activation {name!r} has no kernel")
-    p = [float(np.clip(v, -3.4e38, 3.4e38)) for v in params] + [0.0, 0.0]
-    return ACT_CODES[name], p[0], p[1]
 
 
 def _float_check(p: Plan, node: Node, names: list[str]) -> None:
@@ -95,6 +87,9 @@ def lower_conv(node: Node, p: Plan) -> list[Launch]:
         return p.tunable(node, conv_variants.pointwise_spec(op, p))
     if groups == c and groups > 1 and cout_all % c == 0:
         return p.tunable(node, conv_variants.depthwise_spec(op, p))
+    as_gemm = conv_gemm.row_conv_as_gemm(node, p, op, bool(epilogue.activation))
+    if as_gemm is not None:
+        return as_gemm
     return p.tunable(node, conv_variants.general_spec(op, p))
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from clmace.backends.opencl.plan.arena import SLACK
-from clmace.backends.opencl.plan.schedule import Plan
+from clmace.backends.opencl.plan.schedule import NotLowerable, Plan
 from clmace.backends.opencl.plan.variants import (
     Bound,
     TuneSpec,
@@ -18,6 +18,7 @@ from clmace.backends.opencl.plan.variants import (
     record_key,
     tiled_variants,
 )
+from clmace.backends.opencl.programs import ACT_CODES
 
 FILES = ("conv.cl", "conv_gpu.cl")
 
@@ -49,6 +50,14 @@ def vec_ok(p: Plan, x: str, w: int, ow: int, kw: int, sw: int, dw: int, pad_l: i
     last = (ow - 1) // width * width
     max_read = last * sw - pad_l + (kw - 1) * dw + width * max(sw, 2) - 1
     return int(sw <= 2 and pad_l <= guard and max_read - (w - 1) <= guard)
+
+
+def activation_args(name: str | None, params: tuple[float, ...] | list[float] = ()) -> tuple[int, float, float]:
+    """(ACT code, p0, p1) of a fused activation; infinite Clip bounds become float32 limits."""
+    if name not in ACT_CODES:
+        raise NotLowerable(f"fused activation {name!r} has no kernel")
+    p = [float(np.clip(v, -3.4e38, 3.4e38)) for v in params] + [0.0, 0.0]
+    return ACT_CODES[name], p[0], p[1]
 
 
 @dataclass

@@ -8,6 +8,8 @@ becomes an index map, so the kernels follow the reference exactly, attribute qui
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from clmace.backends.opencl.lower.eltwise import ROW_MIN, broadcast_strides, collapse, dims6, row_range
@@ -48,8 +50,10 @@ def contiguous_strides(shape: tuple[int, ...]) -> list[int]:
 
 
 def copy_launch(node: Node, p: Plan, src: str, dst: str, shape: tuple[int, ...], src_strides: list[int],
-                src_off: int, dst_strides: list[int], dst_off: int) -> list[Launch]:
-    """A strided copy of `shape` elements from src to dst."""
+                src_off: int, dst_strides: list[int], dst_off: int, bufs: tuple[Any, Any] | None = None
+                ) -> list[Launch]:
+    """A strided copy of `shape` elements from src to dst (bufs: other buffers of dst's element type)."""
+    sbuf, dbuf = bufs or (p.buf(src), p.buf(dst))
     if len(shape) > 6:
         raise NotLowerable(f"rank {len(shape)} > 6")
     dims, (ss, ds) = collapse(tuple(shape), [list(src_strides), list(dst_strides)])
@@ -61,9 +65,9 @@ def copy_launch(node: Node, p: Plan, src: str, dst: str, shape: tuple[int, ...],
         gws, lws, exact = row_range(row, n)
         kern = p.kernel(FILE, "copy_rows", {"ELT": elt_type(p, dst), "RANK": len(dims), "ROW_SS": ss[-1],
                                             "ROW_DS": ds[-1], **exact})
-        return p.launch(node, kern, [p.buf(src), p.buf(dst), p.ints(meta), row], gws, lws)
+        return p.launch(node, kern, [sbuf, dbuf, p.ints(meta), row], gws, lws)
     kern = p.kernel(FILE, "copy_nd", {"ELT": elt_type(p, dst), "RANK": len(dims)})
-    return p.launch(node, kern, [p.buf(src), p.buf(dst), p.ints(meta), n], (n,), (64,))
+    return p.launch(node, kern, [sbuf, dbuf, p.ints(meta), n], (n,), (64,))
 
 
 def _affine(idx: np.ndarray) -> tuple[int, list[int]] | None:

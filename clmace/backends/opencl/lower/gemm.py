@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from clmace.backends.opencl.lower.conv import activation_args
+from clmace.backends.opencl.lower.conv_variants import activation_args
 from clmace.backends.opencl.plan.schedule import Launch, NotLowerable, Plan
 from clmace.backends.opencl.plan.variants import (
     AUTO,
@@ -45,9 +47,11 @@ def _floats(p: Plan, node: Node) -> None:
             raise NotLowerable(f"{node.op_type} on {p.dtype(name)} tensors has no kernel")
 
 
-def _packed(node: Node, p: Plan, a: str, a_strides: tuple[int, int], m: int, k: int, b: np.ndarray,
-            bias: np.ndarray, c: str, c_strides: tuple[int, int], beta: float) -> list[Launch]:
-    """Y[M,N] = act(A @ b + bias + beta * C) with a constant b: the gemm family's variants."""
+def packed_gemm(node: Node, p: Plan, a: str, a_strides: tuple[int, int], m: int, k: int, b: np.ndarray,
+                bias: np.ndarray, c: str, c_strides: tuple[int, int], beta: float,
+                bufs: tuple[Any, Any] | None = None) -> list[Launch]:
+    """Y[M,N] = act(A @ b + bias + beta * C) with a constant b: the gemm family's variants. bufs: the A and Y
+    buffers when they are a node's own workspaces (A then has value a's storage type), else a's and the output's."""
     n = b.shape[1]
     fused = p.epilogue(node).activation  # the plan's fused activation after a bias, else the node's own
     act, p0, p1 = activation_args(*(fused or (node.attrs.get("activation"), node.attrs.get("activation_params", ()))))
@@ -61,20 +65,20 @@ def _packed(node: Node, p: Plan, a: str, a_strides: tuple[int, int], m: int, k: 
     variants += [Variant(f"ksplit{ks}", FILE, "gemm_ksplit", (("KS", ks),), (256 // ks, ks, 1), True) for ks in (8, 16)]
     tail = [m, n, k, a_strides[0], a_strides[1], 1 if c else 0, c_strides[0], c_strides[1], float(beta), p0, p1]
 
+    abuf, ybuf = bufs or (p.buf(a), p.buf(node.outputs[0]))
+
     def build(v: Variant) -> Bound:
         d = dict(v.defines)
         kern = p.kernel(FILE, v.kernel, v.options(base))
-        cbuf = p.buf(c) if c else p.buf(a)
+        cbuf = p.buf(c) if c else abuf
         if v.kernel in ("gemm_tiled", "gemm_ksplit"):
-            args = [p.buf(a), p.upload(b32, like=a), p.upload(np.ascontiguousarray(bias32), like=a), cbuf,
-                    p.buf(node.outputs[0]), *tail]
+            args = [abuf, p.upload(b32, like=a), p.upload(np.ascontiguousarray(bias32), like=a), cbuf, ybuf, *tail]
             if v.kernel == "gemm_ksplit":
                 return Bound(kern, args, (-(-n // (256 // d["KS"])) * (256 // d["KS"]), d["KS"], m))
             return Bound(kern, args, (-(-n // (16 * d["WN"])) * 16, -(-m // (16 * d["WM"])) * 16))
         padded_bias = np.zeros(-(-n // 16) * 16, np.float32)
         padded_bias[:n] = bias32
-        args = [p.buf(a), p.upload(_pack_b(b32), like=a), p.upload(padded_bias, like=a), cbuf,
-                p.buf(node.outputs[0]), *tail]
+        args = [abuf, p.upload(_pack_b(b32), like=a), p.upload(padded_bias, like=a), cbuf, ybuf, *tail]
         gm = d.get("GM", 4)
         cols = {"gemm_packed": -(-n // 16), "gemm_packed32": -(-n // 32)}.get(v.kernel, n)
         return Bound(kern, args, (cols, -(-m // gm)))
@@ -119,7 +123,7 @@ def lower_gemm(node: Node, p: Plan) -> list[Launch]:
             full = (1,) * (2 - len(cshape)) + tuple(cshape)
             c = cname
             c_strides = (full[1] if full[0] > 1 else 0, 1 if full[1] > 1 else 0)
-    return _packed(node, p, a, strides, m, k, bm, bias, c, c_strides, beta)
+    return packed_gemm(node, p, a, strides, m, k, bm, bias, c, c_strides, beta)
 
 
 def _batch_offsets(a_batch: tuple, b_batch: tuple, out_batch: tuple, a_mat: int, b_mat: int) -> list[int]:
@@ -140,7 +144,7 @@ def lower_matmul(node: Node, p: Plan) -> list[Launch]:
         k = ashape[-1]
         m = int(np.prod(ashape[:-1], dtype=np.int64))
         bias = p.const(bias_name) if bias_name else np.zeros(b.shape[1], np.float32)
-        return _packed(node, p, a, (k, 1), m, k, b, bias, "", (0, 0), 1.0)
+        return packed_gemm(node, p, a, (k, 1), m, k, b, bias, "", (0, 0), 1.0)
     if bias_name:
         raise NotLowerable("MatMul with a fused bias needs a constant 2-D B")  # fusion only picks those
     a2 = (1,) + ashape if len(ashape) == 1 else ashape
