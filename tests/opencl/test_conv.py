@@ -218,17 +218,18 @@ def test_conv_transpose1d_on_the_device(stride, pads, out_pad) -> None:
 
 
 @SETTINGS
-@given(c=st.sampled_from([64, 100, 130]), cout=st.sampled_from([32, 45, 64]), w=st.integers(8, 70),
-       kw=st.integers(2, 5), sw=st.integers(1, 3), act=ACTS, bias=st.booleans(), pads=st.booleans())
+@given(c=st.sampled_from([1, 64, 100, 130]), cout=st.sampled_from([32, 45, 64]), w=st.integers(8, 300),
+       kw=st.sampled_from([2, 3, 5, 260]), sw=st.integers(1, 3), act=ACTS, bias=st.booleans(), pads=st.booleans())
 def test_row_convs_with_many_channels_as_one_gemm(c, cout, w, kw, sw, act, bias, pads) -> None:
     """Convs over one row with cin * kw >= 256 (a speech encoder's feature extractor): on CPUs the input is
     transposed, one packed GEMM with the fused bias and activation runs on it, the result is transposed
     back; with padding (or on GPUs) the conv kernels run instead. Both match the NumPy runtime."""
+    kw = min(kw, w)
     model = conv_model(1, c, 1, w, cout, (1, kw), stride=(1, sw), pads=(0, 1, 0, 1) if pads else (0, 0, 0, 0),
                        bias=bias, act=act)
     plan = runtime_of(compare(model, rtol=1e-4, atol=1e-4)).plan
     kernels = [s.kernel.function_name for s in plan.steps]
     if c * kw >= 256 and not pads and not plan.is_gpu:
-        assert any(k.startswith("gemm") for k in kernels) and len(kernels) == 3, kernels
+        assert any(k.startswith("gemm") for k in kernels) and len(kernels) == (2 if c == 1 else 3), kernels
     else:
         assert len(kernels) == 1, kernels

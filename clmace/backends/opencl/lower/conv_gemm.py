@@ -29,10 +29,14 @@ def row_conv_as_gemm(node: Node, p: Plan, op: ConvOp, post_activation: bool) -> 
     cin, wd, kw, sw, cout, ow = op.cin, op.wd, op.kw, op.strides[1], op.cout, op.ow
     if ow != (wd - kw) // sw + 1:  # padding at the end
         return None
-    xt, yt = p.workspace(wd * cin * 4), p.workspace(ow * cout * 4)
+    yt = p.workspace(ow * cout * 4)
     # B[kx * cin + ci][co] = w[co][ci][0][kx]: the order of a pixel's taps in channels-last memory.
     b = np.ascontiguousarray(op.w[:, :, 0, :].transpose(2, 1, 0).reshape(kw * cin, cout))
-    launches = copy_launch(node, p, op.x, op.x, (cin, wd), [wd, 1], 0, [1, cin], 0, bufs=(p.buf(op.x), xt))
+    launches: list[Launch] = []
+    xt = p.buf(op.x)  # one channel is channels-last already
+    if cin > 1:
+        xt = p.workspace(wd * cin * 4)
+        launches = copy_launch(node, p, op.x, op.x, (cin, wd), [wd, 1], 0, [1, cin], 0, bufs=(p.buf(op.x), xt))
     launches += packed_gemm(node, p, op.x, (sw * cin, 1), ow, kw * cin, b, op.bias, "", (0, 0), 1.0, bufs=(xt, yt))
     launches += copy_launch(node, p, op.y, op.y, (cout, ow), [1, cout], 0, [ow, 1], 0, bufs=(yt, p.buf(op.y)))
     return launches
