@@ -115,6 +115,20 @@ TANH_F(float16)
 #define RETURN_PAST(i, n) if ((i) >= (n)) return
 #endif
 
+// The start of a walk over merged dims (lower/eltwise.collapse; dims right-aligned in meta[0..5]): by element
+// (i the global id, n the element count), or with -DROWS by rows: dimension 0 walks the last dim (its strides
+// are compiled in by the kernel's ROW_* defines, so that PoCL vectorises the loads), dimension 1 the rows
+// (n the row length), whose coordinates cost divisions once per row. `rem` is left for the dims from
+// WALK_FIRST down; `col` is the position in the row (0 by element, where the ROW_* strides are 0).
+#ifdef ROWS
+#define WALK_START(n) const int col = get_global_id(0); RETURN_PAST(col, (n)); int rem = get_global_id(1); \
+  const int i = rem * (n) + col;
+#define WALK_FIRST 4
+#else
+#define WALK_START(n) const int col = 0; const int i = get_global_id(0); RETURN_PAST(i, (n)); int rem = i;
+#define WALK_FIRST 5
+#endif
+
 // a * b + c for multiply-accumulate loops, not fma()/mad(): PoCL 3.0 (LLVM 14) lowers those builtins on
 // vectors to slow per-lane code (gemm_packed ran at 8 GFLOP/s with fma(), 40 with this on one Zen 5 core
 // pair), while a * b + c is contracted into the target's FMA instruction (FP_CONTRACT is on in OpenCL C).

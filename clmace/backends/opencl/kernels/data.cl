@@ -15,13 +15,18 @@
 #ifndef RANK
 #define RANK 6
 #endif
+#ifndef ROW_SS
+#define ROW_SS 0
+#define ROW_DS 0
+#endif
+// By element, or with -DROWS by rows (WALK_START, common.cl): the last dim's strides ROW_SS and ROW_DS
+// compiled in (a contiguous row copies as vectors on PoCL) and n its length.
 __kernel void copy_nd(__global const ELT* restrict x, __global ELT* restrict y,
                       __global const int* restrict meta, int n)
 {
-  const int i = get_global_id(0);
-  if (i >= n) return;
-  int rem = i, s = meta[12], d = meta[19];
-  for (int k = 5; k > 6 - RANK; k--) {
+  WALK_START(n)
+  int s = meta[12] + col * ROW_SS, d = meta[19] + col * ROW_DS;
+  for (int k = WALK_FIRST; k > 6 - RANK; k--) {
     const int c = rem % meta[k];
     rem /= meta[k];
     s += c * meta[6 + k];
@@ -31,28 +36,6 @@ __kernel void copy_nd(__global const ELT* restrict x, __global ELT* restrict y,
   d += rem * meta[19 - RANK];
   y[d] = x[s];
 }
-
-#ifdef ROW_SS
-// copy_nd over rows (RANK >= 2): dimension 0 walks the last merged dim, whose strides ROW_SS and ROW_DS are
-// compiled in (a contiguous row then copies as vectors on PoCL), dimension 1 the rows, whose offsets cost
-// divisions once per row instead of once per element and dim.
-__kernel void copy_rows(__global const ELT* restrict x, __global ELT* restrict y,
-                        __global const int* restrict meta, int row)
-{
-  const int col = get_global_id(0);
-  RETURN_PAST(col, row);
-  int rem = get_global_id(1), s = meta[12], d = meta[19];
-  for (int k = 4; k > 6 - RANK; k--) {
-    const int c = rem % meta[k];
-    rem /= meta[k];
-    s += c * meta[6 + k];
-    d += c * meta[13 + k];
-  }
-  s += rem * meta[12 - RANK];
-  d += rem * meta[19 - RANK];
-  y[d + col * ROW_DS] = x[s + col * ROW_SS];
-}
-#endif
 
 // y[i] = map[i] >= 0 ? x[map[i]] : fill, with the map made at plan time by running the reference op on
 // element indices (Pad in any mode, Tile, DepthToSpace, SpaceToDepth, Trilu, ...).
@@ -80,41 +63,21 @@ __kernel void gather(__global const ELT* restrict x, __global const IDX* restric
   y[i] = x[((size_t)o * axis_dim + (size_t)k) * inner + in];
 }
 
+#ifndef ROW_SC
+#define ROW_SC 0
+#define ROW_SA 0
+#define ROW_SB 0
+#endif
 // Where(cond, a, b) broadcast over up to 6 dims: meta = out dims[6], strides of cond, a, b [6 each], merged to
-// RANK dims by lower/eltwise.collapse and right-aligned; one division per dim but the outermost.
+// RANK dims by lower/eltwise.collapse and right-aligned; by element, or with -DROWS by rows (WALK_START) with
+// the last dim's strides ROW_SC, ROW_SA, ROW_SB compiled in and n its length.
 __kernel void where(__global const uchar* restrict cond, __global const ELT* restrict a,
                     __global const ELT* restrict b, __global ELT* restrict y,
                     __global const int* restrict meta, int n)
 {
-  const int i = get_global_id(0);
-  if (i >= n) return;
-  int rem = i, ic = 0, ia = 0, ib = 0;
-  for (int k = 5; k > 6 - RANK; k--) {
-    const int c = rem % meta[k];
-    rem /= meta[k];
-    ic += c * meta[6 + k];
-    ia += c * meta[12 + k];
-    ib += c * meta[18 + k];
-  }
-  ic += rem * meta[12 - RANK];
-  ia += rem * meta[18 - RANK];
-  ib += rem * meta[24 - RANK];
-  y[i] = cond[ic] ? a[ia] : b[ib];
-}
-
-#ifdef ROW_SC
-// Where over rows (RANK >= 2 dims merged by lower/eltwise.collapse, right-aligned in meta as above): the last
-// dim's strides ROW_SC, ROW_SA, ROW_SB compiled in and walked by dimension 0, rows along dimension 1.
-__kernel void where_rows(__global const uchar* restrict cond, __global const ELT* restrict a,
-                         __global const ELT* restrict b, __global ELT* restrict y,
-                         __global const int* restrict meta, int row)
-{
-  const int col = get_global_id(0);
-  RETURN_PAST(col, row);
-  int rem = get_global_id(1);
-  const int i = rem * row + col;
+  WALK_START(n)
   int ic = col * ROW_SC, ia = col * ROW_SA, ib = col * ROW_SB;
-  for (int k = 4; k > 6 - RANK; k--) {
+  for (int k = WALK_FIRST; k > 6 - RANK; k--) {
     const int c = rem % meta[k];
     rem /= meta[k];
     ic += c * meta[6 + k];
@@ -126,7 +89,6 @@ __kernel void where_rows(__global const uchar* restrict cond, __global const ELT
   ib += rem * meta[24 - RANK];
   y[i] = cond[ic] ? a[ia] : b[ib];
 }
-#endif
 
 // One axis of Resize: y[o, j, i] = bias[j] + sum_k w[j][k] * x[o, idx[j][k], i] over [outer][size|out][inner]
 // (linear, cubic, antialias; bias holds tf_crop_and_resize's extrapolation value where every weight is 0).

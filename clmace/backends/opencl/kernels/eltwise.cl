@@ -216,39 +216,19 @@ __kernel void binary_flat(__global const T* restrict a, __global const T* restri
 #ifndef RANK
 #define RANK 6
 #endif
+#ifndef ROW_SA
+#define ROW_SA 0
+#define ROW_SB 0
+#endif
 // General broadcast over RANK (<= 6, merged by lower/eltwise.collapse) dims: meta = out dims[6], a strides[6],
-// b strides[6], the dims right-aligned.
+// b strides[6], the dims right-aligned. By element, or with -DROWS by rows (WALK_START): then the last dim's
+// strides are ROW_SA and ROW_SB and n is its length.
 __kernel void binary(__global const T* restrict a, __global const T* restrict b,
                      __global OUT_T* restrict y, __global const int* restrict meta, int n)
 {
-  const int i = get_global_id(0);
-  if (i >= n) return;
-  int rem = i, ia = 0, ib = 0;
-  for (int d = 5; d > 6 - RANK; d--) {
-    const int c = rem % meta[d];
-    rem /= meta[d];
-    ia += c * meta[6 + d];
-    ib += c * meta[12 + d];
-  }
-  ia += rem * meta[12 - RANK];
-  ib += rem * meta[18 - RANK];
-  const F va = LD(a, ia), vb = LD(b, ib);
-  STORE(y, i, BINARY(va, vb));
-}
-
-#ifdef ROW_SA
-// The same broadcast over rows (RANK >= 2): dimension 0 walks the last merged dim, whose strides ROW_SA and
-// ROW_SB are compiled in, so that the loads are affine in the work-item and PoCL vectorises them; dimension 1
-// is the row, whose coordinates (meta as above) cost divisions once per row, not per element.
-__kernel void binary_rows(__global const T* restrict a, __global const T* restrict b,
-                          __global OUT_T* restrict y, __global const int* restrict meta, int row)
-{
-  const int col = get_global_id(0);
-  RETURN_PAST(col, row);
-  int rem = get_global_id(1);
-  const int i = rem * row + col;
+  WALK_START(n)
   int ia = col * ROW_SA, ib = col * ROW_SB;
-  for (int d = 4; d > 6 - RANK; d--) {
+  for (int d = WALK_FIRST; d > 6 - RANK; d--) {
     const int c = rem % meta[d];
     rem /= meta[d];
     ia += c * meta[6 + d];
@@ -259,7 +239,6 @@ __kernel void binary_rows(__global const T* restrict a, __global const T* restri
   const F va = LD(a, ia), vb = LD(b, ib);
   STORE(y, i, BINARY(va, vb));
 }
-#endif
 #endif
 
 #ifdef CHAIN
@@ -271,16 +250,10 @@ __kernel void chain(__global const T* x0, __global const T* x1, __global const T
                     __global const T* x4, __global const T* x5, __global const T* x6, __global const T* x7,
                     __global T* y, __global const int* meta, int n)
 {
-#ifdef CHAIN_ROW
-  // Rows of CHAIN_ROW elements: dimension 0 walks a row, dimension 1 the rows.
-  const int col = get_global_id(0);
-  RETURN_PAST(col, CHAIN_ROW);
-  int rem = get_global_id(1);
-  const int i = rem * CHAIN_ROW + col;
+#ifdef ROWS
+  WALK_START(CHAIN_ROW)  // rows of CHAIN_ROW elements
 #else
-  const int i = get_global_id(0);
-  RETURN_PAST(i, n);
-  int rem = i;
+  WALK_START(n)
 #endif
 #ifdef CHAIN_INDEX
 #define CI(name, v) const int name = (v);

@@ -62,7 +62,7 @@ def lower_chain(node: Node, p: Plan) -> list[Launch]:
         dims, steps = collapse(shape, strided)
         if dims[-1] >= ROW_MIN:
             row = dims[-1]
-            defines["CHAIN_ROW"] = row
+            defines.update({"ROWS": None, "CHAIN_ROW": row})
             gws, lws, exact = row_range(row, n)
         defines["CHAIN_INDEX"] = _index_code(dims, steps, rows=dims[-1] >= ROW_MIN)
     defines.update(exact)

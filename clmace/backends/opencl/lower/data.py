@@ -63,7 +63,7 @@ def copy_launch(node: Node, p: Plan, src: str, dst: str, shape: tuple[int, ...],
     if len(dims) >= 2 and dims[-1] >= ROW_MIN:
         row = dims[-1]
         gws, lws, exact = row_range(row, n)
-        kern = p.kernel(FILE, "copy_rows", {"ELT": elt_type(p, dst), "RANK": len(dims), "ROW_SS": ss[-1],
+        kern = p.kernel(FILE, "copy_nd", {"ELT": elt_type(p, dst), "ROWS": None, "RANK": len(dims), "ROW_SS": ss[-1],
                                             "ROW_DS": ds[-1], **exact})
         return p.launch(node, kern, [sbuf, dbuf, p.ints(meta), row], gws, lws)
     kern = p.kernel(FILE, "copy_nd", {"ELT": elt_type(p, dst), "RANK": len(dims)})
@@ -199,7 +199,7 @@ def lower_where(node: Node, p: Plan) -> list[Launch]:
     meta = dims6(tuple(dims)) + [v for st in steps for v in [0] * (6 - len(st)) + st]
     if len(dims) >= 2 and dims[-1] >= ROW_MIN:
         gws, lws, exact = row_range(dims[-1], n)
-        kern = p.kernel(FILE, "where_rows", {"ELT": elt_type(p, y), "RANK": len(dims), "ROW_SC": steps[0][-1],
+        kern = p.kernel(FILE, "where", {"ELT": elt_type(p, y), "ROWS": None, "RANK": len(dims), "ROW_SC": steps[0][-1],
                                              "ROW_SA": steps[1][-1], "ROW_SB": steps[2][-1], **exact})
         return p.launch(node, kern, [p.buf(cond), p.buf(a), p.buf(b), p.buf(y), p.ints(meta), dims[-1]], gws, lws)
     kern = p.kernel(FILE, "where", {"ELT": elt_type(p, y), "RANK": len(dims)})

@@ -212,10 +212,10 @@ def lower_binary(node: Node, p: Plan) -> list[Launch]:
     dims, (st_a, st_b) = collapse(out, [broadcast_strides(sa, out)[6 - len(out):],
                                         broadcast_strides(sb, out)[6 - len(out):]])
     meta = dims6(tuple(dims)) + [0] * (6 - len(dims)) + st_a + [0] * (6 - len(dims)) + st_b
-    if len(dims) >= 2 and dims[-1] >= ROW_MIN:  # rows: loads affine in the work-item (see binary_rows)
+    if len(dims) >= 2 and dims[-1] >= ROW_MIN:  # rows: loads affine in the work-item (WALK_START)
         row = dims[-1]
         gws, lws, exact = row_range(row, n)
-        kern = p.kernel(FILE, "binary_rows", {**defines, **exact, "RANK": len(dims), "ROW_SA": st_a[-1],
+        kern = p.kernel(FILE, "binary", {**defines, **exact, "ROWS": None, "RANK": len(dims), "ROW_SA": st_a[-1],
                                               "ROW_SB": st_b[-1]})
         return p.launch(node, kern, [p.buf(a), p.buf(b), p.buf(y), p.ints(meta), row], gws, lws)
     kern = p.kernel(FILE, "binary", {**defines, "RANK": len(dims)})
