@@ -49,6 +49,7 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             sess = clmace.InferenceSession(_model(m, k, n, w), device=args.device)
+            sess.wait_saved()
         ours = _median(lambda s=sess, a=x: s.run(None, {"x": a}))
         blas = _median(lambda a=x, b=w: a @ b)
         flops = 2.0 * m * k * n

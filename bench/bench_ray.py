@@ -45,6 +45,7 @@ def _bake(model: str, program: str, batch: int, size: tuple[int, int]) -> None:
     x = sess.graph.inputs[0]
     shape = [d if isinstance(d, int) else v for d, v in zip(x.shape, (batch, 3, *size))]
     sess.run(None, {x.name: np.zeros(shape, x.dtype)})
+    sess.wait_saved()
 
 
 def _startup(model: str, program: str | None, loader: object, names: list[str]) -> tuple[float, float, dict]:

@@ -58,6 +58,8 @@ def measure(path: Path, device: str, program_file: str, runs: int, warmup: int, 
     for _ in range(warmup):
         for sess in sessions.values():
             sess.run(None, feed)
+    for sess in sessions.values():
+        sess.wait_saved()
     times: dict[str, list[float]] = {name: [] for name in sessions}
     for i in range(runs):
         order = list(sessions.items()) if i % 2 == 0 else list(sessions.items())[::-1]

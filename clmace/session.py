@@ -394,8 +394,16 @@ class InferenceSession:
                 runtime.run(feeds)
             elif not any(n.op_type in DATA_DEPENDENT for n in graph.nodes):
                 runtime.run({v.name: np.zeros(v.shape, v.dtype) for v in graph.inputs})
-            self.program_store.save()
+            # Reading the binaries makes PoCL compile every kernel again (for any work-group size): off the
+            # path to the first result, on a thread that the next store of this file and the exit wait for.
+            self.program_store.save_in_background()
         return runtime
+
+    def wait_saved(self) -> None:
+        """Block until the programs this session compiled are in its compiled-program file (written on a
+        thread after the first plan, so that they cost the first result nothing)."""
+        if self.program_store is not None:
+            self.program_store.wait()
 
     def profile_table(self) -> str:
         """Per-node timing table of the last run (OpenCL devices only)."""

@@ -50,6 +50,7 @@ def test_cold_then_warm(model_path, tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="clmace.store"):
         cold = clmace.InferenceSession(str(model_path), device="opencl", compiled_program=str(prog))
     assert "no compiled-program file found" in caplog.text and str(prog) in caplog.text
+    cold.program_store.wait()  # the binaries are read and written on a thread, off the path to the first result
     assert cold.program_store.status()["misses"] > 0 and prog.exists()
     n = len(read_file(str(prog)).sections.popitem()[1].entries)
     warm = clmace.InferenceSession(str(model_path), device="opencl", compiled_program=str(prog))
@@ -61,10 +62,24 @@ def test_cold_then_warm(model_path, tmp_path, caplog):
     np.testing.assert_allclose(_run(warm), want, rtol=1e-4, atol=1e-4)
 
 
+def test_a_second_session_waits_for_the_first_ones_background_save(model_path, tmp_path):
+    """The first session writes its file on a thread; a session opened on the same file at once in the same
+    process waits for it and compiles nothing, and an explicit wait leaves every program in the file."""
+    prog = str(tmp_path / "prog.bin")
+    cold = clmace.InferenceSession(str(model_path), device="opencl", compiled_program=prog)
+    warm = clmace.InferenceSession(str(model_path), device="opencl", compiled_program=prog)  # no wait_saved()
+    status = warm.program_store.status()
+    assert status["misses"] == 0 and status["hits"] == cold.program_store.status()["misses"] > 0
+    cold.wait_saved()
+    entries = read_file(prog).sections.popitem()[1].entries
+    assert len(entries) == status["hits"] and all(e.binary for e in entries.values())
+    np.testing.assert_array_equal(_run(warm), _run(cold))
+
+
 def test_corrupt_file_is_reported_and_rebuilt(model_path, tmp_path, caplog):
     """A damaged file is named with its reason, programs are rebuilt, and a valid file replaces it."""
     prog = tmp_path / "prog.bin"
-    clmace.InferenceSession(str(model_path), device="opencl", compiled_program=str(prog))
+    clmace.InferenceSession(str(model_path), device="opencl", compiled_program=str(prog)).program_store.wait()
     data = bytearray(prog.read_bytes())
     data[len(data) // 2] ^= 0x40
     prog.write_bytes(bytes(data))
@@ -72,6 +87,7 @@ def test_corrupt_file_is_reported_and_rebuilt(model_path, tmp_path, caplog):
         sess = clmace.InferenceSession(str(model_path), device="opencl", compiled_program=str(prog))
     assert "ignored" in caplog.text and "crc" in caplog.text.lower()
     assert sess.program_store.status()["misses"] > 0
+    sess.program_store.wait()
     read_file(str(prog))  # valid again
     assert np.isfinite(_run(sess)).all()
 

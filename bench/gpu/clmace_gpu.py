@@ -27,6 +27,7 @@ def measure(path: str, runs: int, precision: str) -> dict:
     created = time.perf_counter() - t0
     name = sess.get_inputs()[0].name
     got = sess.run(None, {name: x})[0].astype(np.float64).ravel()
+    sess.wait_saved()  # the compiled-program file is written on a thread: not inside the timed runs
     want = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, {name: x})[0].astype(np.float64)
     want = want.ravel()
     for _ in range(20):

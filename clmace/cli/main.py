@@ -166,8 +166,9 @@ def cmd_compile(args: argparse.Namespace) -> int:
                             precision=args.precision, compiled_program=os.path.abspath(args.output), **options)
     if sess.runtime is None:
         raise ClmaceError("the model has dynamic input shapes: pass --input-shape NAME=D0,D1,.. for each")
+    sess.wait_saved()
     status = sess.program_store.status()
-    if not sess.program_store.save():
+    if not sess.program_store.save():  # again in the foreground: a failed background save is reported here
         raise ClmaceError(f"could not write {args.output} (see the warning above)")
     size = os.path.getsize(args.output) if os.path.exists(args.output) else 0
     print(f"{args.output}: {status['hits'] + status['misses']} programs ({status['misses']} compiled, "

@@ -1,13 +1,15 @@
 """The one seam between a backend and the program store: a program cache, bytes in and bytes out.
 
 A backend's device handle asks the cache for a program binary before compiling from source, and hands it the
-binary of what it compiled; tuned launch parameters (small JSON-able records) travel the same way. Both are
-keyed by the device's fingerprint, so one cache serves every device. `clmace.store.ProgramStore` implements it
-(a compiled-program file on disk); tests and apps may pass any object with these methods.
+binary of what it compiled, as a function that reads it off the driver (which may compile to hand it out);
+tuned launch parameters (small JSON-able records) travel the same way. Both are keyed by the device's
+fingerprint, so one cache serves every device. `clmace.store.ProgramStore` implements it (a compiled-program
+file on disk); tests and apps may pass any object with these methods.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -30,8 +32,9 @@ class ProgramCache(Protocol):
     def get_program(self, device: DeviceFingerprint, key: ProgramKey) -> bytes | None:
         """The stored binary of this program for this device, or None (then the backend compiles it)."""
 
-    def put_program(self, device: DeviceFingerprint, key: ProgramKey, binary: bytes) -> None:
-        """Keep the binary the backend compiled from source (written out when the owner saves)."""
+    def put_program(self, device: DeviceFingerprint, key: ProgramKey, binary: Callable[[], bytes]) -> None:
+        """Keep the binary the backend compiled from source, handed over as a function that reads it off the
+        driver (b'' when it gives none): reading may compile again, so call it when saving, not before."""
 
     def refuse_program(self, device: DeviceFingerprint, key: ProgramKey, reason: str) -> None:
         """The driver refused the binary get_program gave; the backend compiles the source instead."""

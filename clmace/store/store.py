@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +23,23 @@ log = logging.getLogger("clmace.store")
 
 PROGRAM_FILE_NAME = "compiled_programs.clmace"
 MAX_REJECTIONS_KEPT = 200
+
+
+# Background saves in flight, by file: a store reading one of these files waits for them first.
+_SAVERS: dict[str, list[threading.Thread]] = {}
+_SAVERS_LOCK = threading.Lock()
+_AT_EXIT = False
+
+
+def wait_for_saves(path: str | None = None) -> None:
+    """Join this process's background saves (to one file, or all of them)."""
+    with _SAVERS_LOCK:
+        keys = [os.path.abspath(path)] if path else list(_SAVERS)
+        threads = [t for k in keys for t in _SAVERS.pop(k, [])]
+    for t in threads:
+        if t is not threading.current_thread():
+            t.join()
+
 
 
 def default_program_path() -> str:
@@ -53,6 +71,7 @@ class _Pending:
     fingerprint: DeviceFingerprint
     entry: ProgramEntry
     dirty: bool = True
+    fetch: Callable[[], bytes] | None = None  # reads the binary off the driver; called once, when saving
 
 
 class ProgramStore:
@@ -82,6 +101,8 @@ class ProgramStore:
         self.pocl_cache = pocl.configure_cache_dir(default_cache_dir()) if manage_pocl_cache else None
         self.cuda_cache = nvidia.configure_cache_dir(default_cache_dir()) if manage_pocl_cache else None
         self._lock = threading.RLock()
+        self._fetch_lock = threading.Lock()  # binaries are read outside _lock: PoCL compiles to hand one out
+        self._saver: threading.Thread | None = None
         self._files: list[tuple[str, ProgramFile]] | None = None
         self._file_state: dict[str, str] = {}
         self._pending: dict[tuple[str, str], _Pending] = {}
@@ -101,6 +122,7 @@ class ProgramStore:
         if self._files is not None:
             return self._files
         files: list[tuple[str, ProgramFile]] = []
+        wait_for_saves(self.path)  # this process may still be writing the file
         # With trusted keys, the unsigned fallback file would only be refused: not worth a warning per start.
         extra = [self.unsigned_path] if self.unsigned_path and self.trusted_keys is None else []
         paths = list(dict.fromkeys([self.path, *self.search_paths, *extra]))
@@ -165,7 +187,7 @@ class ProgramStore:
               ) -> ProgramEntry | None:
         sec_key = fp.key()
         pending = self._pending.get((sec_key, key))
-        if pending is not None:
+        if pending is not None:  # not yet read off the driver: None, and PoCL's own cache makes the build quick
             return pending.entry if pending.entry.binary else None
         for path, sec in self._sections(fp):
             entry = sec.entries.get(key)
@@ -205,14 +227,26 @@ class ProgramStore:
             self._pending.pop((device.key(), entry_key(key.source, key.options)), None)
             self._reject(f"binary of {key.name!r} refused by the driver ({reason}); building from source")
 
-    def put_program(self, device: DeviceFingerprint, key: ProgramKey, binary: bytes) -> None:
-        """Keep a binary compiled from source in this process; save() writes it."""
+    def put_program(self, device: DeviceFingerprint, key: ProgramKey, binary: Callable[[], bytes]) -> None:
+        """Keep a program compiled from source in this process; save() reads its binary and writes it."""
         ekey = entry_key(key.source, key.options)
-        entry = ProgramEntry(key.name, " ".join(key.options), source_hash(key.source), bytes(binary))
+        entry = ProgramEntry(key.name, " ".join(key.options), source_hash(key.source), b"")
         with self._lock:
             self.misses += 1
-            if binary:  # a driver that hands out no binary: nothing to store
-                self._pending[(device.key(), ekey)] = _Pending(device.key(), ekey, device, entry)
+            self._pending[(device.key(), ekey)] = _Pending(device.key(), ekey, device, entry, fetch=binary)
+
+    def _fetch(self, p: _Pending) -> None:
+        """Read a pending program's binary off the driver, once (a driver that hands out none: nothing kept)."""
+        with self._fetch_lock:  # taken before _lock, never inside it
+            if p.fetch is None:
+                return
+            binary = bytes(p.fetch())
+            with self._lock:
+                e = p.entry
+                p.entry = ProgramEntry(e.name, e.build_options, e.source_hash, binary, e.driver_blobs)
+                p.fetch = None
+                if not binary:
+                    self._pending.pop((p.section, p.key), None)
 
     # ------------------------------------------------------------ tuned parameters
 
@@ -238,6 +272,8 @@ class ProgramStore:
         """This process's new and changed entries, with the PoCL cache files captured now."""
         update = ProgramFile(self.engine_version, time.time())
         for p in list(self._pending.values()):
+            if p.fetch is not None:  # put after this save began reading binaries: the next save writes it
+                continue
             entry = p.entry
             if pocl.program_dir(entry.binary):
                 blobs = {**entry.driver_blobs, **pocl.snapshot(entry.binary)}
@@ -294,6 +330,10 @@ class ProgramStore:
         if self.read_only:
             return True
         with self._lock:
+            pending = [p for p in self._pending.values() if p.fetch is not None]
+        for p in pending:  # without _lock: the session may plan and build meanwhile
+            self._fetch(p)
+        with self._lock:
             update = self._collect()
             if not update.sections and not self._removed:
                 return True
@@ -306,8 +346,31 @@ class ProgramStore:
                 self._removed = {}
                 self._tuned = {}
                 for p in self._pending.values():
-                    p.dirty = False  # kept: PoCL programs may still compile new work-group sizes
+                    p.dirty = p.fetch is not None  # kept: PoCL programs may still compile new work-group sizes
             return ok
+
+    def save_in_background(self) -> None:
+        """save() on a thread (reading binaries makes PoCL compile again, ~0.5 s a program); wait() joins it,
+        and so do a later store's first read of the same file and the interpreter's exit."""
+        global _AT_EXIT
+        self.wait()
+        if not _AT_EXIT:  # registered late, after pyopencl's import: atexit runs it first
+            _AT_EXIT = bool(atexit.register(wait_for_saves))
+        self._saver = threading.Thread(target=self._save_logged, name="clmace-save", daemon=True)
+        with _SAVERS_LOCK:
+            _SAVERS.setdefault(os.path.abspath(self.path), []).append(self._saver)
+        self._saver.start()
+
+    def _save_logged(self) -> None:
+        try:
+            self.save()
+        except Exception as e:  # noqa: BLE001 - a failed save costs the next start its speed, never this run
+            log.warning("compiled programs not saved: %s", e)
+
+    def wait(self) -> None:
+        """Block until a save_in_background() of this store has finished."""
+        if self._saver is not None:
+            self._saver.join()
 
     def status(self) -> dict:
         """Counters and file states, for logs and `clmace inspect`."""

@@ -216,6 +216,8 @@ def steady_state(model_path: str, device: str, runs: int = 50, warmup: int = 5, 
         ort = _ort_session(model_path)
         if ort is None:
             out["notes"].append("onnxruntime is not installed: no baseline (pip install onnxruntime)")
+    sess.run(None, feeds)  # plans dynamic shapes; the store then reads binaries (PoCL compiles) on a thread
+    sess.wait_saved()
     engines: list[tuple[str, Callable[[], Any]]] = [("clmace", lambda: sess.run(None, feeds))]
     if ort is not None:
         engines.append(("onnxruntime", lambda: ort.run(None, feeds)))

@@ -51,6 +51,7 @@ def tune_model(model: Any, output: str, device: str = "opencl", *, budget: float
         untuned = InferenceSession(model, tuned=False, **common)
         if untuned.runtime is None:
             raise ClmaceError("the model has dynamic input shapes: pass input shapes for each")
+        untuned.wait_saved()  # PoCL compiles while the store reads binaries: never inside a timed candidate
         left = None if budget is None else max(0.0, budget - (time.perf_counter() - start))
         tuner = Tuner(untuned.runtime, untuned.program_store.save, budget=left, seed=seed, progress=progress,
                       retune=retune and not lost, timer=timer)
@@ -68,6 +69,7 @@ def tune_model(model: Any, output: str, device: str = "opencl", *, budget: float
     if part.context_lost:  # restarts exhausted: compare on a fresh context
         untuned = InferenceSession(model, tuned=False, **common)
     tuned = InferenceSession(model, **common)  # reads the records just saved; its warm-up saves the programs
+    tuned.wait_saved()
     feeds = tuner.feeds()
     model_s = (0.0, 0.0)
     if report.results:

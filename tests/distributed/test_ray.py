@@ -171,7 +171,9 @@ def test_warm_workers_load_every_program_from_the_file(local_ray, setup, tmp_pat
     _, model, images, names = setup
     program = str(tmp_path / "tiny.bin")
     feeds = {"x": np.zeros((4, 3, 16, 16), np.float32)}
-    clmace.InferenceSession(model, device="opencl", compiled_program=program).run(None, feeds)
+    baker = clmace.InferenceSession(model, device="opencl", compiled_program=program)
+    baker.run(None, feeds)
+    baker.program_store.wait()  # written on a thread
     with open(program, "rb") as f:
         blob = f.read()
     actor = ray.remote(Predictor)
@@ -220,6 +222,7 @@ def test_a_worker_merges_what_it_compiled_into_the_shared_file(setup, tmp_path) 
     batch = {"path": np.array(names[:2])}
     first = Predictor(model, shared, device="opencl", loader=RowLoader(root=images), merge_programs=True)
     first(batch)
+    first.session.program_store.wait()  # written on a thread
     assert first.stats()["program_misses"] > 0 and os.path.getsize(shared) > 0
     later = Predictor(model, shared, device="opencl", loader=RowLoader(root=images))
     later(batch)

@@ -121,7 +121,7 @@ class DictCache:
 
     def put_program(self, device, key, binary):
         self.puts.append(key)
-        self.programs[(device.key(), key)] = binary
+        self.programs[(device.key(), key)] = binary()  # the handle hands over a function that reads it
 
     def refuse_program(self, device, key, reason):
         self.refused.append(reason)
@@ -153,6 +153,20 @@ def test_program_cache_seam() -> None:
     assert (second.puts, second.refused, len(second.gets)) == ([], [], rt.program_count())
     for a, b in zip(rt.run(feeds).values(), warm.run(feeds).values()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_program_binaries_read_through_ctypes_match_pyopencl() -> None:
+    """The store reads binaries through ctypes (without the GIL): the same bytes pyopencl hands out."""
+    import pyopencl as cl
+
+    from clmace.backends.opencl import native
+    from clmace.backends.opencl.device import shared_handle
+
+    handle = shared_handle(device.select_device("opencl"))
+    program = handle.program("eltwise.cl", {"OP_ADD": None, "RANK": 1})
+    got = native.program_binary(program, handle.device)
+    want = bytes(program.get_info(cl.program_info.BINARIES)[0])
+    assert got is not None and len(got) > 0 and got == want
 
 
 def test_list_and_select_devices() -> None:

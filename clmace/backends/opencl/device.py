@@ -13,6 +13,7 @@ import time
 import weakref
 from typing import Any
 
+from clmace.backends.opencl import native
 from clmace.backends.opencl.programs import BASE_OPTIONS, define_options, describe_key, kernel_source
 from clmace.backends.opencl.quirks.health import ensure_compilable
 from clmace.core.drivers import compile_target
@@ -62,14 +63,23 @@ def build_program(context: Any, device: Any, name: str, source: str, options: li
     log.debug("building %s %s", name, " ".join(options))
     program = cl.Program(context, source).build(options=list(options), devices=[device])
     if cache is not None:
-        cache.put_program(fingerprint(device), key, program_binary(program, device))
+        # Deferred: PoCL compiles every kernel of the program for any work-group size to hand out its binary,
+        # so the cache asks for it when it saves (on a background thread, after the first results).
+        cache.put_program(fingerprint(device), key, lambda: program_binary(program, device))
     return program
 
 
 def program_binary(program: Any, device: Any) -> bytes:
-    """The driver's binary of a built program for device (b'' when the driver hands out none)."""
+    """The driver's binary of a built program for device (b'' when the driver hands out none); read without
+    holding the GIL where ctypes can reach the OpenCL library."""
     import pyopencl as cl
 
+    try:
+        binary = native.program_binary(program, device)
+        if binary is not None:
+            return binary
+    except (OSError, ValueError) as e:  # ctypes could not read it: ask pyopencl
+        log.debug("program binary through ctypes failed (%s)", e)
     try:
         devices = program.get_info(cl.program_info.DEVICES)
         return bytes(program.get_info(cl.program_info.BINARIES)[devices.index(device)])
