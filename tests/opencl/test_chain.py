@@ -6,7 +6,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from onnx import helper
 
@@ -89,6 +89,7 @@ def _broadcast_case(draw):
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(_broadcast_case(), st.booleans())
+@example(([2, 2, 16], [[2, 2, 16], [2, 1, 1]]), False)  # rows of two merged dims (32 long)
 def test_broadcasts_over_rows_match_onnxruntime(case, chain) -> None:
     """A broadcast binary op, or a chain of them, over any operand shapes; the long-row ones (last merged dim
     of 16 or more) run one work-item per row element, rows along dimension 1 (-DROWS)."""
@@ -103,5 +104,7 @@ def test_broadcasts_over_rows_match_onnxruntime(case, chain) -> None:
     assert len(plan.steps) == 1
     dims = [d for d in np.broadcast_shapes(tuple(sa), tuple(sb))]
     (step,) = plan.steps
-    if len(step.gws) == 2:  # by rows
-        assert step.gws[1] * dims[-1] == int(np.prod(dims)) and dims[-1] >= 16
+    if len(step.gws) == 2:  # by rows: a row is the trailing dims that broadcast alike, merged (16 or more)
+        total = int(np.prod(dims))
+        row = total // step.gws[1]
+        assert row * step.gws[1] == total and 16 <= row <= step.gws[0] and row % dims[-1] == 0

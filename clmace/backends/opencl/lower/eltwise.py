@@ -36,6 +36,8 @@ def flat_range(n: int) -> tuple[tuple[int], tuple[int], dict[str, Any]]:
     """(gws, lws, defines) of a one-dimensional launch over n elements, exact where a group divides n."""
     size = exact_group(n)
     return ((n,), (size,), {"EXACT_RANGE": None}) if size is not None else ((n,), (64,), {})
+
+
 # OpenCL C names of the element types the arithmetic kernels accept.
 CL_TYPES = {np.dtype(np.int8): "char", np.dtype(np.uint8): "uchar", np.dtype(np.int16): "short",
             np.dtype(np.uint16): "ushort", np.dtype(np.int32): "int", np.dtype(np.uint32): "uint",
