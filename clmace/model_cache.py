@@ -33,7 +33,7 @@ def enabled() -> bool:
 
 # Raised whenever the graph passes change what a conversion produces (a new pass, a pass that does more), so
 # that an entry converted by an older pipeline of the same version is converted again.
-PASSES_REVISION = 3
+PASSES_REVISION = 4
 
 
 def entry_path(model_path: str, input_shapes: Mapping[str, Sequence[int]] | None, run_passes: bool) -> str:

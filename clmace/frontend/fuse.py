@@ -141,7 +141,9 @@ def fuse_bias(graph: Graph) -> int:
 
 def _activation_of(graph: Graph, act: Node) -> tuple[str, tuple[float, ...]] | None:
     """The (name, params) of a fusable activation node, or None."""
-    return activation_spec(act.op_type, act.attrs, act.inputs, graph.opset, graph.initializers)
+    shape = graph.values[act.inputs[0]].shape if act.inputs and act.inputs[0] in graph.values else None
+    return activation_spec(act.op_type, act.attrs, act.inputs, graph.opset, graph.initializers,
+                           len(shape) if shape is not None else 1)
 
 
 def _scalar(graph: Graph, name: str) -> float | None:

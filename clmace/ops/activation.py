@@ -48,6 +48,16 @@ def clip(x: np.ndarray, lo: float = -np.inf, hi: float = np.inf) -> np.ndarray:
     return np.clip(x, lo, hi).astype(x.dtype)
 
 
+def maximum(x: np.ndarray, c: float) -> np.ndarray:
+    """Max(x, c) with a constant scalar c; NaN propagates, as in the Max op."""
+    return np.maximum(x, x.dtype.type(c))
+
+
+def minimum(x: np.ndarray, c: float) -> np.ndarray:
+    """Min(x, c) with a constant scalar c; NaN propagates, as in the Min op."""
+    return np.minimum(x, x.dtype.type(c))
+
+
 def tanh(x: np.ndarray) -> np.ndarray:
     """Tanh."""
     return np.tanh(x)
@@ -57,11 +67,12 @@ PARAMETERLESS = ("Relu", "Sigmoid", "HardSwish", "Tanh")
 
 
 def activation_spec(op_type: str, attrs: Mapping[str, Any], inputs: Sequence[str], opset: int,
-                    initializers: Mapping[str, np.ndarray]) -> tuple[str, tuple[float, ...]] | None:
+                    initializers: Mapping[str, np.ndarray], rank: int = 1) -> tuple[str, tuple[float, ...]] | None:
     """(name, params) of a node that a producer can apply on its way out (fused), or None.
 
     The one place that decides which activations fuse and reads their parameters; frontend fusion and the
-    OpenCL plan both ask it. Clip's bounds must be constants.
+    OpenCL plan both ask it. Clip's bounds must be constants; so must a Max's or Min's second operand, one
+    value of at most `rank` dims (the rank of the first operand: broadcasting then keeps its shape).
     """
     if op_type in PARAMETERLESS:
         return op_type, ()
@@ -69,6 +80,11 @@ def activation_spec(op_type: str, attrs: Mapping[str, Any], inputs: Sequence[str
         return op_type, (float(attrs["alpha"]),)
     if op_type == "HardSigmoid":
         return op_type, (float(attrs["alpha"]), float(attrs["beta"]))
+    if op_type in ("Max", "Min"):  # with a float constant of at most one dimension: the shape stays x's
+        value = initializers.get(inputs[1]) if len(inputs) == 2 else None
+        if value is None or np.asarray(value).size != 1 or np.ndim(value) > rank or np.asarray(value).dtype.kind != "f":
+            return None
+        return op_type, (float(np.asarray(value).reshape(())),)
     if op_type != "Clip":
         return None
     if opset < 11:
@@ -101,4 +117,6 @@ FUSED = {
     "Swish": swish,
     "Clip": clip,  # (min, max)
     "Tanh": tanh,
+    "Max": maximum,  # (c,)
+    "Min": minimum,  # (c,)
 }

@@ -8,6 +8,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import helper
 
+from clmace import InferenceSession
 from tests.opencl.conftest import compare, make_model, runtime_of
 
 SETTINGS = settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
@@ -106,6 +107,33 @@ def test_fused_residual(kind, post_act) -> None:
     rt = runtime_of(sess)
     assert len(rt.plan.steps) == 1
     assert set(rt.node_devices().values()) == {"opencl"}
+
+
+@pytest.mark.parametrize("kind", ["pointwise", "depthwise", "general"])
+@pytest.mark.parametrize(("first", "second", "c"), [("LeakyRelu", "Max", -0.4), (None, "Min", 0.3),
+                                                    ("Relu", "Min", 0.5)])
+def test_a_max_or_min_with_a_constant_applies_in_the_conv(kind, first, second, c) -> None:
+    """Conv [-> activation] -> Max/Min(x, constant) (TF's floor after a leaky ReLU): the constant bound is the
+    conv's activation (its second one, after a first), one launch, the values of onnxruntime."""
+    import onnxruntime as ort
+
+    rng = np.random.default_rng(2)
+    ch, k = 8, 1 if kind == "pointwise" else 3
+    group = ch if kind == "depthwise" else 1
+    w = rng.standard_normal((ch, ch // group, k, k)).astype(np.float32)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["a"], pads=[k // 2] * 4, group=group)]
+    if first:
+        nodes.append(helper.make_node(first, ["a"], ["b"], **({"alpha": 0.2} if first == "LeakyRelu" else {})))
+    nodes.append(helper.make_node(second, ["b" if first else "a", "c"], ["y"]))
+    model = make_model(nodes, [("x", [1, ch, 7, 9])], [("y", None)], [("w", w), ("c", np.array(c, np.float32))])
+    sess = compare(model)
+    assert len(runtime_of(sess).plan.steps) == 1
+    x = rng.standard_normal((1, ch, 7, 9)).astype(np.float32)
+    want = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    assert ((want == np.float32(c)).mean() > 0.05) and ((want != np.float32(c)).mean() > 0.05)  # both sides
+    for device in ("cpu", "opencl"):
+        got = InferenceSession(model, device=device).run(None, {"x": x})[0]
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=device)
 
 
 def test_pad_fused_into_conv() -> None:

@@ -147,6 +147,8 @@ TANH_F(float16)
    : (code) == ACT_SWISH ? ((x) / (1.0f + EXP(-(x)))) \
    : (code) == ACT_CLIP ? VMIN(VMAX((x), (p0)), (p1)) \
    : (code) == ACT_TANH ? TANH(x) \
+   : (code) == ACT_MAX ? ((x) >= (p0) || (x) != (x) ? (x) : (p0)) \
+   : (code) == ACT_MIN ? ((x) <= (p0) || (x) != (x) ? (x) : (p0)) \
    : (x))
 
 #ifndef ACT
@@ -155,6 +157,6 @@ TANH_F(float16)
 #ifndef ACT2
 #define ACT2 ACT_NONE
 #endif
-// ACT applies to the op's result, ACT2 after a fused residual add.
+// ACT applies to the op's result, ACT2 after a fused residual add (or alone: a second activation).
 #define ACTIVATE(x, p0, p1) ACTIVATE_(ACT, x, p0, p1)
 #define ACTIVATE2(x, p0, p1) ACTIVATE_(ACT2, x, p0, p1)

@@ -58,7 +58,9 @@ def copy_nodes(graph: Graph) -> list[Node]:
 
 def activation_spec(graph: Graph, node: Node) -> Activation | None:
     """(name, params) when node is an activation the kernels apply on the way out."""
-    return fused_activation(node.op_type, node.attrs, node.inputs, graph.opset, graph.initializers)
+    shape = _shape(graph, node.inputs[0]) if node.inputs else None
+    return fused_activation(node.op_type, node.attrs, node.inputs, graph.opset, graph.initializers,
+                            len(shape) if shape is not None else 1)
 
 
 class _Index:
@@ -154,6 +156,23 @@ def fuse_residual(graph: Graph, nodes: list[Node], fused: dict[str, str],
                 fused[act.name] = conv.name
                 idx = _Index(graph, nodes)
             break
+
+
+def fuse_second_activation(graph: Graph, nodes: list[Node], fused: dict[str, str],
+                           epilogues: dict[str, Epilogue]) -> None:
+    """Let a Conv apply the activation that alone reads it after its own (Conv+LeakyRelu, then Max(x, c)),
+    as the epilogue's: one launch, not a Conv and an element-wise pass."""
+    idx = _Index(graph, nodes)
+    for conv in [n for n in nodes if _is_conv2d(graph, n) and n.name not in epilogues]:
+        act = idx.sole_user(conv.outputs[0])
+        spec = activation_spec(graph, act) if act is not None and act.inputs[0] == conv.outputs[0] else None
+        if spec is None or graph.values[act.outputs[0]].dtype != graph.values[conv.outputs[0]].dtype:
+            continue
+        epilogues[conv.name] = Epilogue(activation=spec)
+        conv.outputs = list(act.outputs)
+        nodes.remove(act)
+        fused[act.name] = conv.name
+        idx = _Index(graph, nodes)
 
 
 def fuse_matmul_bias(graph: Graph, nodes: list[Node], fused: dict[str, str],
@@ -272,6 +291,7 @@ def fuse_for_opencl(graph: Graph) -> tuple[list[Node], dict[str, str], dict[str,
     epilogues: dict[str, Epilogue] = {}
     fuse_pad_conv(graph, nodes, fused)
     fuse_residual(graph, nodes, fused, epilogues)
+    fuse_second_activation(graph, nodes, fused, epilogues)
     fuse_matmul_bias(graph, nodes, fused, epilogues)
     fuse_chains(graph, nodes, fused)
     return nodes, fused, epilogues
