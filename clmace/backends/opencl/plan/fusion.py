@@ -147,15 +147,24 @@ def fuse_residual(graph: Graph, nodes: list[Node], fused: dict[str, str],
             nodes.remove(add)
             fused[add.name] = conv.name
             idx = _Index(graph, nodes)
-            act = idx.sole_user(conv.outputs[0])
-            spec = activation_spec(graph, act) if act is not None else None
-            if spec is not None and act.inputs[0] == conv.outputs[0]:
+            spec, idx = _absorb_activation(graph, nodes, fused, conv, idx)
+            if spec is not None:
                 epilogues[conv.name] = Epilogue(residual=res, activation=spec)
-                conv.outputs = list(act.outputs)
-                nodes.remove(act)
-                fused[act.name] = conv.name
-                idx = _Index(graph, nodes)
             break
+
+
+def _absorb_activation(graph: Graph, nodes: list[Node], fused: dict[str, str], host: Node, idx: _Index
+                       ) -> tuple[Activation | None, _Index]:
+    """Move the activation that alone reads host's result into host (which takes over its outputs): its
+    (name, params) and the new index, or None and the old index when there is none."""
+    act = idx.sole_user(host.outputs[0])
+    spec = activation_spec(graph, act) if act is not None and act.inputs[0] == host.outputs[0] else None
+    if spec is None or graph.values[act.outputs[0]].dtype != graph.values[host.outputs[0]].dtype:
+        return None, idx
+    host.outputs = list(act.outputs)
+    nodes.remove(act)
+    fused[act.name] = host.name
+    return spec, _Index(graph, nodes)
 
 
 def fuse_second_activation(graph: Graph, nodes: list[Node], fused: dict[str, str],
@@ -164,15 +173,9 @@ def fuse_second_activation(graph: Graph, nodes: list[Node], fused: dict[str, str
     as the epilogue's: one launch, not a Conv and an element-wise pass."""
     idx = _Index(graph, nodes)
     for conv in [n for n in nodes if _is_conv2d(graph, n) and n.name not in epilogues]:
-        act = idx.sole_user(conv.outputs[0])
-        spec = activation_spec(graph, act) if act is not None and act.inputs[0] == conv.outputs[0] else None
-        if spec is None or graph.values[act.outputs[0]].dtype != graph.values[conv.outputs[0]].dtype:
-            continue
-        epilogues[conv.name] = Epilogue(activation=spec)
-        conv.outputs = list(act.outputs)
-        nodes.remove(act)
-        fused[act.name] = conv.name
-        idx = _Index(graph, nodes)
+        spec, idx = _absorb_activation(graph, nodes, fused, conv, idx)
+        if spec is not None:
+            epilogues[conv.name] = Epilogue(activation=spec)
 
 
 def fuse_matmul_bias(graph: Graph, nodes: list[Node], fused: dict[str, str],
@@ -197,14 +200,9 @@ def fuse_matmul_bias(graph: Graph, nodes: list[Node], fused: dict[str, str],
         nodes.remove(add)
         fused[add.name] = mm.name
         idx = _Index(graph, nodes)
-        act = idx.sole_user(mm.outputs[0])
-        spec = activation_spec(graph, act) if act is not None else None
-        if spec is not None and act.inputs[0] == mm.outputs[0]:
+        spec, idx = _absorb_activation(graph, nodes, fused, mm, idx)
+        if spec is not None:
             epilogues[mm.name] = Epilogue(bias=other, activation=spec)
-            mm.outputs = list(act.outputs)
-            nodes.remove(act)
-            fused[act.name] = mm.name
-            idx = _Index(graph, nodes)
 
 
 def _chain_from(graph: Graph, idx: _Index, last: Node, taken: set[int]) -> list[Node]:
