@@ -114,6 +114,35 @@ def test_cast(src, dst) -> None:
     compare(make_model([helper.make_node("Cast", ["x"], ["y"], to=dst)], [("x", [3, 5], src)], ["y"]))
 
 
+def test_cast_to_and_from_bfloat16_on_the_device() -> None:
+    """float32 -> bfloat16 rounds to nearest even exactly as ml_dtypes (ties, NaN, infinities, subnormals,
+    overflow to infinity), bfloat16 -> float32 and int32 -> bfloat16 too, all on the device."""
+    import ml_dtypes
+
+    from clmace import InferenceSession
+    from tests.opencl.conftest import runtime_of
+
+    bf16 = np.dtype(ml_dtypes.bfloat16)
+    rng = np.random.default_rng(0)
+    bits = rng.integers(0, 2**32, 20000, dtype=np.uint64).astype(np.uint32)
+    ties = (np.arange(1, 2000, dtype=np.uint32) << 16) | 0x8000  # exactly halfway: even wins
+    special = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 3.4028235e38, 1e-45, -1e-40, 1.0, 1.00390625], np.float32)
+    x = np.concatenate([bits.view(np.float32), ties.view(np.float32), special])
+    model = make_model([helper.make_node("Cast", ["x"], ["b"], to=TensorProto.BFLOAT16),
+                        helper.make_node("Cast", ["b"], ["f"], to=TensorProto.FLOAT),
+                        helper.make_node("Cast", ["i"], ["c"], to=TensorProto.BFLOAT16)],
+                       [("x", [x.size]), ("i", [7], TensorProto.INT32)],
+                       [("b", None, TensorProto.BFLOAT16), ("f", None), ("c", None, TensorProto.BFLOAT16)])
+    ints = np.array([0, 1, -1, 255, 257, 65535, 2**31 - 1], np.int32)
+    sess = InferenceSession(model, device="opencl")
+    assert set(runtime_of(sess).node_devices().values()) == {"opencl"}
+    b, f, c = sess.run(None, {"x": x, "i": ints})
+    want = x.astype(bf16)
+    np.testing.assert_array_equal(b.view(np.uint16), want.view(np.uint16))  # NaNs included: same bits
+    np.testing.assert_array_equal(f.view(np.uint32), want.astype(np.float32).view(np.uint32))
+    np.testing.assert_array_equal(c.view(np.uint16), ints.astype(np.float32).astype(bf16).view(np.uint16))
+
+
 @pytest.mark.parametrize("op", ["Exp", "Sigmoid"])
 def test_exp_over_the_whole_float_range(op) -> None:
     """exp within 2 ulp of float64 exp over [-100, 100] (on CPU devices common.cl's inline exp_f, on GPUs the

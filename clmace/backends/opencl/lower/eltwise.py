@@ -233,6 +233,9 @@ def lower_cast(node: Node, p: Plan) -> list[Launch]:
         if dt == np.float16:
             defines[f"T{side}"] = "half"
             defines["IN_HALF" if side == "I" else "OUT_HALF"] = None
+        elif dt.name == "bfloat16":  # ml_dtypes' type, named rather than imported (it loads slowly)
+            defines[f"T{side}"] = "ushort"
+            defines["IN_BF16" if side == "I" else "OUT_BF16"] = None
         elif dt in CL_TYPES:
             defines[f"T{side}"] = CL_TYPES[dt]
         else:
