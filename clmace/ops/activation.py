@@ -80,7 +80,7 @@ def activation_spec(op_type: str, attrs: Mapping[str, Any], inputs: Sequence[str
         return op_type, (float(attrs["alpha"]),)
     if op_type == "HardSigmoid":
         return op_type, (float(attrs["alpha"]), float(attrs["beta"]))
-    if op_type in ("Max", "Min"):  # with a float constant of at most one dimension: the shape stays x's
+    if op_type in ("Max", "Min"):  # with one float constant of at most x's rank: the shape stays x's
         value = initializers.get(inputs[1]) if len(inputs) == 2 else None
         if value is None or np.asarray(value).size != 1 or np.ndim(value) > rank or np.asarray(value).dtype.kind != "f":
             return None

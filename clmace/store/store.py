@@ -28,7 +28,6 @@ MAX_REJECTIONS_KEPT = 200
 # Background saves in flight, by file: a store reading one of these files waits for them first.
 _SAVERS: dict[str, list[threading.Thread]] = {}
 _SAVERS_LOCK = threading.Lock()
-_AT_EXIT = False
 
 
 def wait_for_saves(path: str | None = None) -> None:
@@ -350,12 +349,12 @@ class ProgramStore:
             return ok
 
     def save_in_background(self) -> None:
-        """save() on a thread (reading binaries makes PoCL compile again, ~0.5 s a program); wait() joins it,
+        """save() on a thread (reading binaries makes PoCL compile again, 0.5-0.9 s a program); wait() joins it,
         and so do a later store's first read of the same file and the interpreter's exit."""
-        global _AT_EXIT
         self.wait()
-        if not _AT_EXIT:  # registered late, after pyopencl's import: atexit runs it first
-            _AT_EXIT = bool(atexit.register(wait_for_saves))
+        # Registered (again) now, after pyopencl's import: atexit runs the latest registration first.
+        atexit.unregister(wait_for_saves)
+        atexit.register(wait_for_saves)
         self._saver = threading.Thread(target=self._save_logged, name="clmace-save", daemon=True)
         with _SAVERS_LOCK:
             _SAVERS.setdefault(os.path.abspath(self.path), []).append(self._saver)

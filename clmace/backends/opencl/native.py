@@ -1,7 +1,7 @@
 """Calls into the OpenCL library through ctypes where pyopencl would hold the GIL for a long driver call.
 
 Reading a program's binary is one: PoCL compiles every kernel of the program for any work-group size before
-it hands the binary out (about 0.5 s a program), and pyopencl keeps the GIL meanwhile. A ctypes call releases
+it hands the binary out (0.5-0.9 s a program here), and pyopencl keeps the GIL meanwhile. A ctypes call releases
 it, so the store can read binaries on a background thread while the session runs.
 """
 
